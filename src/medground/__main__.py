@@ -1,0 +1,3 @@
+from medground.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""`medground` commands: data_convert (see the module that implements them)."""

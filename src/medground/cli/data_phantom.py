@@ -1,0 +1,1 @@
+"""`medground` commands: data_phantom (see the module that implements them)."""

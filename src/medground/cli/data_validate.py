@@ -1,0 +1,1 @@
+"""`medground` commands: data_validate (see the module that implements them)."""

@@ -1,0 +1,1 @@
+"""`medground` commands: demo (see the module that implements them)."""

@@ -1,0 +1,1 @@
+"""`medground` commands: evaluate (see the module that implements them)."""

@@ -1,0 +1,1 @@
+"""`medground` commands: model (see the module that implements them)."""

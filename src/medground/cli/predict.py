@@ -1,0 +1,1 @@
+"""`medground` commands: predict (see the module that implements them)."""

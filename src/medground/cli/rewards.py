@@ -1,0 +1,1 @@
+"""`medground` commands: rewards (see the module that implements them)."""

@@ -1,0 +1,1 @@
+"""`medground` commands: segment (see the module that implements them)."""

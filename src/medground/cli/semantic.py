@@ -1,0 +1,1 @@
+"""`medground` commands: semantic (see the module that implements them)."""

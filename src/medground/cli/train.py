@@ -1,0 +1,1 @@
+"""`medground` commands: train (see the module that implements them)."""

@@ -1,0 +1,219 @@
+"""Box formats and coordinate frames.
+
+Canonical boxes in medground are ``xyxy`` floats in *original-image pixels*.  A
+vision-language model answers in its own frame:
+
+* ``pixels``      – original pixels (no conversion),
+* ``qwen2.5-vl``  – absolute pixels of the image as resized by Qwen2.5-VL's
+  ``smart_resize`` (factor 28, ``min_pixels`` / ``max_pixels``),
+* ``norm1``       – 0–1 relative coordinates,
+* ``norm1000``    – 0–1000 relative coordinates (Qwen2-VL, Qwen3-VL),
+* ``fixed``       – pixels of an image pre-resized to a fixed ``width`` × ``height``
+  (e.g. the 640-px MedRPG / MedGround-R1 release).
+
+Every conversion between frames goes through :func:`map_boxes` /
+:func:`map_points`; nothing else in the package rescales coordinates.
+
+>>> f = Frame.parse("norm1000")
+>>> map_boxes([[0, 0, 500, 500]], (200, 100), src=f, dst=PIXELS).tolist()
+[[0.0, 0.0, 100.0, 50.0]]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
+
+#: Defaults of the released Qwen2.5-VL processors (preprocessor_config.json).
+QWEN_FACTOR = 28
+QWEN_MIN_PIXELS = 56 * 56
+QWEN_MAX_PIXELS = 28 * 28 * 16384  # 12 845 056
+
+
+def as_boxes(boxes) -> np.ndarray:
+    """Any box-like input (one box or many) as a float64 array of shape (N, 4)."""
+    arr = np.asarray(boxes, dtype=np.float64)
+    if arr.size == 0:
+        return arr.reshape(0, 4)
+    return arr.reshape(-1, 4)
+
+
+def as_points(points) -> np.ndarray:
+    """Any point-like input as a float64 array of shape (..., 2)."""
+    arr = np.asarray(points, dtype=np.float64)
+    if arr.size == 0:
+        return arr.reshape(0, 2)
+    return arr.reshape(*arr.shape[:-1], 2) if arr.ndim > 1 else arr.reshape(-1, 2)
+
+
+def convert_boxes(boxes, src: str = "xyxy", dst: str = "xyxy") -> np.ndarray:
+    """Convert (N, 4) boxes between ``xyxy``, ``xywh`` and ``cxcywh``.
+
+    >>> convert_boxes([[10, 20, 30, 40]], "xywh", "xyxy").tolist()
+    [[10.0, 20.0, 40.0, 60.0]]
+    """
+    if src not in BOX_FORMATS or dst not in BOX_FORMATS:
+        raise ValueError(f"box format must be one of {BOX_FORMATS}, got {src!r} -> {dst!r}")
+    b = as_boxes(boxes).copy()
+    if src == dst:
+        return b
+    if src == "xywh":
+        b = np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1)
+    elif src == "cxcywh":
+        hw, hh = b[:, 2] / 2, b[:, 3] / 2
+        b = np.stack([b[:, 0] - hw, b[:, 1] - hh, b[:, 0] + hw, b[:, 1] + hh], axis=1)
+    if dst == "xywh":
+        return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+    if dst == "cxcywh":
+        return np.stack(
+            [(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]],
+            axis=1,
+        )
+    return b
+
+
+def smart_resize(
+    height: int,
+    width: int,
+    factor: int = QWEN_FACTOR,
+    min_pixels: int = QWEN_MIN_PIXELS,
+    max_pixels: int = QWEN_MAX_PIXELS,
+) -> tuple[int, int]:
+    """Qwen2-VL / Qwen2.5-VL image resizing rule; returns ``(height, width)``.
+
+    Both sides become multiples of ``factor``, the aspect ratio is kept as well as
+    possible and the pixel count lands in ``[min_pixels, max_pixels]``.  Same
+    arithmetic as ``transformers``' ``Qwen2VLImageProcessor``.
+
+    >>> smart_resize(1000, 700)
+    (1008, 700)
+    """
+    if height <= 0 or width <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A coordinate frame a model answers in (see the module docstring)."""
+
+    kind: str = "pixels"
+    factor: int = QWEN_FACTOR
+    min_pixels: int = QWEN_MIN_PIXELS
+    max_pixels: int = QWEN_MAX_PIXELS
+    width: int | None = None
+    height: int | None = None
+
+    KINDS = ("pixels", "qwen2.5-vl", "norm1", "norm1000", "fixed")
+
+    def __post_init__(self):
+        if self.kind not in self.KINDS:
+            raise ValueError(f"unknown coordinate frame {self.kind!r}; choose one of {self.KINDS}")
+        if self.kind == "fixed" and not (self.width and self.height):
+            raise ValueError("frame 'fixed' needs width and height")
+
+    @classmethod
+    def parse(cls, spec: "str | Frame | None", **options) -> "Frame":
+        """``"qwen2.5-vl"``, ``"norm1000"``, ``"norm1"``, ``"pixels"``, ``"fixed:640"``,
+        ``"fixed:640x480"`` or a :class:`Frame` (returned as is)."""
+        if isinstance(spec, Frame):
+            return spec
+        spec = (spec or "pixels").strip().lower()
+        aliases = {"qwen2_5_vl": "qwen2.5-vl", "qwen25vl": "qwen2.5-vl", "resized": "qwen2.5-vl",
+                   "original": "pixels", "abs": "pixels", "0-1": "norm1", "0-1000": "norm1000"}
+        spec = aliases.get(spec, spec)
+        if spec.startswith("fixed:"):
+            dims = spec.split(":", 1)[1].split("x")
+            w = int(dims[0])
+            h = int(dims[1]) if len(dims) > 1 else w
+            return cls("fixed", width=w, height=h)
+        return cls(spec, **options)
+
+    @property
+    def name(self) -> str:
+        if self.kind == "fixed":
+            return f"fixed:{self.width}x{self.height}"
+        return self.kind
+
+    def size(self, width: float, height: float) -> tuple[float, float]:
+        """The extent ``(w, h)`` of an image of original size ``width × height`` in this frame."""
+        if self.kind == "pixels":
+            return float(width), float(height)
+        if self.kind == "qwen2.5-vl":
+            h, w = smart_resize(int(height), int(width), self.factor, self.min_pixels, self.max_pixels)
+            return float(w), float(h)
+        if self.kind == "norm1":
+            return 1.0, 1.0
+        if self.kind == "norm1000":
+            return 1000.0, 1000.0
+        return float(self.width), float(self.height)
+
+    def describe(self, width: float, height: float) -> str:
+        """Human words for the frame, used in prompt templates."""
+        if self.kind == "norm1":
+            return "relative coordinates between 0 and 1"
+        if self.kind == "norm1000":
+            return "relative coordinates between 0 and 1000"
+        w, h = self.size(width, height)
+        return f"absolute pixel coordinates of the {int(w)}x{int(h)} image"
+
+
+PIXELS = Frame("pixels")
+
+
+def _scale(size, src: Frame, dst: Frame) -> tuple[float, float]:
+    width, height = size
+    sw, sh = src.size(width, height)
+    dw, dh = dst.size(width, height)
+    return dw / sw, dh / sh
+
+
+def map_boxes(boxes, size, src: "Frame | str" = PIXELS, dst: "Frame | str" = PIXELS) -> np.ndarray:
+    """Map ``xyxy`` boxes from frame ``src`` to frame ``dst`` for an image of original
+    ``size = (width, height)``.  Returns float64 (N, 4)."""
+    sx, sy = _scale(size, Frame.parse(src), Frame.parse(dst))
+    return as_boxes(boxes) * np.array([sx, sy, sx, sy])
+
+
+def map_points(points, size, src: "Frame | str" = PIXELS, dst: "Frame | str" = PIXELS) -> np.ndarray:
+    """Map ``(x, y)`` points (any leading shape) from ``src`` to ``dst``; see :func:`map_boxes`."""
+    sx, sy = _scale(size, Frame.parse(src), Frame.parse(dst))
+    return as_points(points) * np.array([sx, sy])
+
+
+def clip_boxes(boxes, width: float, height: float) -> np.ndarray:
+    """Clip ``xyxy`` boxes to the image ``[0, width] × [0, height]``."""
+    b = as_boxes(boxes).copy()
+    b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, width)
+    b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, height)
+    return b
+
+
+def box_area(boxes) -> np.ndarray:
+    """Area of ``xyxy`` boxes; negative extents and NaN give 0."""
+    b = as_boxes(boxes)
+    area = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    return np.nan_to_num(area, nan=0.0)
+
+
+def valid_boxes(boxes, width: float | None = None, height: float | None = None) -> np.ndarray:
+    """Boolean mask: finite, positive area and (when the size is given) inside the image."""
+    b = as_boxes(boxes)
+    ok = np.isfinite(b).all(axis=1) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
+    if width is not None and height is not None:
+        ok &= (b[:, 0] >= 0) & (b[:, 1] >= 0) & (b[:, 2] <= width) & (b[:, 3] <= height)
+    return ok
