@@ -1,0 +1,1 @@
+"""Data: the canonical sample schema, medical image IO, converters, phantoms, validation."""

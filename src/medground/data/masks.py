@@ -1,0 +1,84 @@
+"""Binary masks: compact run-length encoding for prediction files, PNG files for datasets.
+
+RLE follows COCO's uncompressed layout: ``{"size": [height, width], "counts": [...]}``
+with alternating runs of 0 and 1 (starting with 0) over the mask in column-major
+(Fortran) order, so files interoperate with ``pycocotools`` after ``frPyObjects``.
+
+>>> import numpy as np
+>>> m = np.zeros((3, 4), bool); m[1, 1:3] = True
+>>> rle = encode_rle(m); rle
+{'size': [3, 4], 'counts': [4, 1, 2, 1, 4]}
+>>> bool((decode_rle(rle) == m).all())
+True
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MedgroundError
+
+
+def encode_rle(mask) -> dict:
+    """Boolean (H, W) mask -> ``{"size": [H, W], "counts": [...]}``."""
+    m = np.asarray(mask).astype(bool)
+    if m.ndim != 2:
+        raise ValueError(f"a mask must be 2-D, got shape {m.shape}")
+    flat = m.ravel(order="F").astype(np.int8)
+    change = np.flatnonzero(np.diff(flat)) + 1
+    bounds = np.concatenate([[0], change, [flat.size]])
+    counts = np.diff(bounds).tolist()
+    if flat.size and flat[0] == 1:
+        counts = [0] + counts
+    return {"size": [int(m.shape[0]), int(m.shape[1])], "counts": [int(c) for c in counts]}
+
+
+def decode_rle(rle: dict) -> np.ndarray:
+    """Inverse of :func:`encode_rle`."""
+    try:
+        h, w = (int(v) for v in rle["size"])
+        counts = np.asarray(rle["counts"], dtype=np.int64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MedgroundError(f"malformed RLE mask ({exc})") from None
+    if counts.sum() != h * w or (counts < 0).any():
+        raise MedgroundError(f"malformed RLE mask: runs cover {counts.sum()} pixels, size is {h}x{w}")
+    values = np.zeros(len(counts), dtype=bool)
+    values[1::2] = True
+    return np.repeat(values, counts).reshape((h, w), order="F")
+
+
+def load_mask(mask, root: str | os.PathLike | None = None) -> np.ndarray:
+    """A mask from an RLE dict, a boolean array, or an image path (relative to ``root``);
+    any non-zero pixel is foreground."""
+    if isinstance(mask, dict):
+        return decode_rle(mask)
+    if isinstance(mask, np.ndarray):
+        return mask.astype(bool)
+    path = Path(mask)
+    if root is not None and not path.is_absolute():
+        path = Path(root) / path
+    if not path.exists():
+        raise MedgroundError(f"{path}: mask file not found")
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            arr = np.asarray(im)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file
+        raise MedgroundError(f"{path}: cannot decode mask ({exc})") from None
+    if arr.ndim == 3:
+        arr = arr[..., :3].max(axis=-1) if arr.shape[-1] >= 3 else arr[..., 0]
+    return arr > 0
+
+
+def save_mask_png(mask, path: str | os.PathLike) -> Path:
+    """Write a boolean mask as an 8-bit PNG (0 / 255), creating folders."""
+    from PIL import Image
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(mask).astype(np.uint8) * 255).save(out)
+    return out

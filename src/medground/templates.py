@@ -1,0 +1,138 @@
+"""Named prompt templates.
+
+Each template renders the user prompt for one query and states the coordinate frame
+it asks for, filled from the policy's :class:`~medground.geometry.Frame` and the
+image size.  :meth:`Template.teacher` writes the completion a perfect model would
+give (for SFT warm starts), coordinates already in the model's frame.
+
+=====================  ==============================================================
+``r1``                 MedGround-R1 / VLM-R1 question template (``state_frame=False``
+                       gives the published text verbatim).
+``chain_of_box``       MedGround-R1's Chain-of-Box: every region named in the
+                       reasoning is followed by its ``[x1, y1, x2, y2]``.
+``medreasoner``        MedReasoner: ``<think>`` then a JSON answer with ``bbox``,
+                       ``points_1`` and ``points_2``.
+``medreasoner_nothink`` the same answer without reasoning.
+=====================  ==============================================================
+
+>>> t = get_template("r1")
+>>> print(t.render("small left apical pneumothorax", "pixels", 100, 80, state_frame=False))
+Please provide the bounding box coordinate of the region this sentence describes: small left apical pneumothorax. First output the thinking process in <think> </think> tags and then output the final answer in <answer> </answer> tags. Output the final answer in JSON format.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .geometry import Frame
+
+R1_QUESTION = "Please provide the bounding box coordinate of the region this sentence describes: {query}."
+R1_SUFFIX = (
+    " First output the thinking process in <think> </think> tags and then output the final answer in "
+    "<answer> </answer> tags. Output the final answer in JSON format."
+)
+FRAME_SENTENCE = " Give coordinates as {desc}."
+
+CHAIN_OF_BOX_SUFFIX = (
+    " First output the thinking process in <think> </think> tags: whenever your reasoning names an anatomical"
+    " region or a finding, append its bounding box as [x1, y1, x2, y2]. Then output the final answer in"
+    ' <answer> </answer> tags in JSON format, as {{"bbox_2d": [x1, y1, x2, y2]}}.'
+)
+
+MEDREASONER_QUESTION = (
+    "Please answer the clinical question '{query}' by locating the relevant region with a bounding box and"
+    " two key points inside it."
+)
+MEDREASONER_SUFFIX = (
+    " Output the thinking process in <think> </think> and the final answer in <answer> </answer> tags."
+    " The answer is one JSON object with the bounding box and two points inside the region, i.e."
+    ' <think> thinking process here </think><answer>{{"bbox": [x1, y1, x2, y2], "points_1": [x, y],'
+    ' "points_2": [x, y]}}</answer>'
+)
+MEDREASONER_NOTHINK_SUFFIX = (
+    " Output the final answer in <answer> </answer> tags only, without reasoning: one JSON object with the"
+    ' bounding box and two points inside the region, i.e. <answer>{{"bbox": [x1, y1, x2, y2], "points_1": [x, y],'
+    ' "points_2": [x, y]}}</answer>'
+)
+
+
+def _fmt(values) -> str:
+    return "[" + ", ".join(str(int(round(float(v)))) for v in values) + "]"
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    question: str
+    suffix: str
+    description: str
+    answer_kind: str = "bbox_2d"  # "bbox_2d" | "medreasoner"
+    think: bool = True
+    system: str | None = None
+
+    def render(self, query: str, frame: "Frame | str", width: float, height: float, *, state_frame: bool = True) -> str:
+        """The user prompt for ``query`` on an image of original size ``width × height``."""
+        text = self.question.format(query=query.strip().rstrip("."))
+        if state_frame:
+            text += FRAME_SENTENCE.format(desc=Frame.parse(frame).describe(width, height))
+        return text + self.suffix.format()
+
+    def answer_json(self, box, points=None) -> str:
+        """The JSON answer for ``box`` (and ``points``), coordinates as given (model frame)."""
+        if self.answer_kind == "medreasoner":
+            obj = {"bbox": json.loads(_fmt(box))}
+            if points is not None:
+                obj["points_1"] = json.loads(_fmt(points[0]))
+                obj["points_2"] = json.loads(_fmt(points[1]))
+            return json.dumps(obj)
+        return json.dumps({"bbox_2d": json.loads(_fmt(box))})
+
+    def teacher(self, query: str, box, points=None, *, region: str | None = None, context: list | None = None) -> str:
+        """A perfect completion: reasoning (citing boxes for Chain-of-Box) and the answer.
+
+        ``box``/``points`` are in the model's frame.  ``region`` names the target
+        (defaults to the query); ``context`` is an optional list of ``(name, box)``
+        other regions the reasoning mentions before settling on the target.
+        """
+        region = region or query.strip().rstrip(".")
+        if not self.think:
+            return f"<answer>{self.answer_json(box, points)}</answer>"
+        cite = self.name == "chain_of_box"
+        steps = []
+        for name, other in context or []:
+            steps.append(f"The {name}{' ' + _fmt(other) if cite else ''} is not the target.")
+        steps.append(f"The {region} is {'at ' + _fmt(box) if cite else 'the region described'}.")
+        return f"<think>{' '.join(steps)}</think><answer>{self.answer_json(box, points)}</answer>"
+
+
+TEMPLATES: dict[str, Template] = {
+    "r1": Template(
+        "r1", R1_QUESTION, R1_SUFFIX,
+        "MedGround-R1 / VLM-R1 question template: <think> then a JSON box in <answer>.",
+    ),
+    "chain_of_box": Template(
+        "chain_of_box", R1_QUESTION, CHAIN_OF_BOX_SUFFIX,
+        "Chain-of-Box: the reasoning cites [x1, y1, x2, y2] for every region it names; JSON box answer.",
+    ),
+    "medreasoner": Template(
+        "medreasoner", MEDREASONER_QUESTION, MEDREASONER_SUFFIX,
+        "MedReasoner: <think> then {bbox, points_1, points_2} JSON for an implicit clinical question.",
+        answer_kind="medreasoner",
+    ),
+    "medreasoner_nothink": Template(
+        "medreasoner_nothink", MEDREASONER_QUESTION, MEDREASONER_NOTHINK_SUFFIX,
+        "MedReasoner answer format without the reasoning part.",
+        answer_kind="medreasoner", think=False,
+    ),
+}
+
+
+def get_template(name: str) -> Template:
+    """The template called ``name`` (see :data:`TEMPLATES`)."""
+    try:
+        return TEMPLATES[name]
+    except KeyError:
+        from .errors import MedgroundError
+
+        raise MedgroundError(f"unknown template {name!r}; choose one of {', '.join(TEMPLATES)}") from None
