@@ -94,8 +94,10 @@ def smart_resize(
     """
     if height <= 0 or width <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"aspect ratio must be below 200, got {width}x{height}")
+    h_bar = round(height / factor) * factor
+    w_bar = round(width / factor) * factor
     if h_bar * w_bar > max_pixels:
         beta = math.sqrt((height * width) / max_pixels)
         h_bar = max(factor, math.floor(height / beta / factor) * factor)
@@ -127,14 +129,21 @@ class Frame:
             raise ValueError("frame 'fixed' needs width and height")
 
     @classmethod
-    def parse(cls, spec: "str | Frame | None", **options) -> "Frame":
+    def parse(cls, spec: str | Frame | None, **options) -> Frame:
         """``"qwen2.5-vl"``, ``"norm1000"``, ``"norm1"``, ``"pixels"``, ``"fixed:640"``,
         ``"fixed:640x480"`` or a :class:`Frame` (returned as is)."""
         if isinstance(spec, Frame):
             return spec
         spec = (spec or "pixels").strip().lower()
-        aliases = {"qwen2_5_vl": "qwen2.5-vl", "qwen25vl": "qwen2.5-vl", "resized": "qwen2.5-vl",
-                   "original": "pixels", "abs": "pixels", "0-1": "norm1", "0-1000": "norm1000"}
+        aliases = {
+            "qwen2_5_vl": "qwen2.5-vl",
+            "qwen25vl": "qwen2.5-vl",
+            "resized": "qwen2.5-vl",
+            "original": "pixels",
+            "abs": "pixels",
+            "0-1": "norm1",
+            "0-1000": "norm1000",
+        }
         spec = aliases.get(spec, spec)
         if spec.startswith("fixed:"):
             dims = spec.split(":", 1)[1].split("x")
@@ -182,14 +191,14 @@ def _scale(size, src: Frame, dst: Frame) -> tuple[float, float]:
     return dw / sw, dh / sh
 
 
-def map_boxes(boxes, size, src: "Frame | str" = PIXELS, dst: "Frame | str" = PIXELS) -> np.ndarray:
+def map_boxes(boxes, size, src: Frame | str = PIXELS, dst: Frame | str = PIXELS) -> np.ndarray:
     """Map ``xyxy`` boxes from frame ``src`` to frame ``dst`` for an image of original
     ``size = (width, height)``.  Returns float64 (N, 4)."""
     sx, sy = _scale(size, Frame.parse(src), Frame.parse(dst))
     return as_boxes(boxes) * np.array([sx, sy, sx, sy])
 
 
-def map_points(points, size, src: "Frame | str" = PIXELS, dst: "Frame | str" = PIXELS) -> np.ndarray:
+def map_points(points, size, src: Frame | str = PIXELS, dst: Frame | str = PIXELS) -> np.ndarray:
     """Map ``(x, y)`` points (any leading shape) from ``src`` to ``dst``; see :func:`map_boxes`."""
     sx, sy = _scale(size, Frame.parse(src), Frame.parse(dst))
     return as_points(points) * np.array([sx, sy])

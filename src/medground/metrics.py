@@ -14,11 +14,24 @@ NaN, empty mask, zero-length point pair) scores 0 and never raises.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .geometry import as_boxes, as_points, box_area
 
 IOU_VARIANTS = ("standard", "vlm-r1")
+
+
+def _quiet(fn):
+    """Run ``fn`` with numpy floating-point warnings silenced (degenerate input is expected)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -46,6 +59,7 @@ def _finite_rows(*arrays: np.ndarray) -> np.ndarray:
     return ok
 
 
+@_quiet
 def box_iou(a, b, variant: str = "standard") -> np.ndarray:
     """IoU of paired ``xyxy`` boxes.
 
@@ -75,6 +89,7 @@ def box_iou(a, b, variant: str = "standard") -> np.ndarray:
     return np.where(ok, iou, 0.0)
 
 
+@_quiet
 def box_giou(a, b) -> np.ndarray:
     """Generalised IoU of paired ``xyxy`` boxes, in [-1, 1]; degenerate pairs give 0."""
     a, b = _pair(a, b)
@@ -92,6 +107,7 @@ def box_giou(a, b) -> np.ndarray:
     return np.where(ok, giou, 0.0)
 
 
+@_quiet
 def circle_intersection(c1, r1, c2, r2) -> np.ndarray:
     """Area of intersection of paired discs (centres (N, 2), radii (N,))."""
     c1, c2 = as_points(c1).reshape(-1, 2), as_points(c2).reshape(-1, 2)
@@ -111,6 +127,7 @@ def circle_intersection(c1, r1, c2, r2) -> np.ndarray:
     return np.nan_to_num(out, nan=0.0)
 
 
+@_quiet
 def disc_dice(pred_points, gt_points) -> np.ndarray:
     """MedReasoner's pDice: Dice of the two discs whose diameters are the point pairs.
 

@@ -1,0 +1,97 @@
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from medground.parsing import completion_text, parse_completion
+
+CASES = [
+    ('<think>r</think><answer>{"bbox_2d": [10, 20, 30, 40]}</answer>', [[10, 20, 30, 40]], []),
+    ('<answer>{"bbox": [1.5, 2.25, 30, 40], "points_1": [5, 6], "points_2": [7, 8]}</answer>',
+     [[1.5, 2.25, 30, 40]], [[[5, 6], [7, 8]]]),
+    ('<answer>[{"bbox_2d": [1, 2, 3, 4], "label": "a"}, {"bbox_2d": [5, 6, 7, 8], "label": "b"}]</answer>',
+     [[1, 2, 3, 4], [5, 6, 7, 8]], []),
+    ('<answer>```json\n{"bbox_2d": [11, 12, 13, 14]}\n```</answer>', [[11, 12, 13, 14]], []),
+    ("<answer>{'bbox_2d': [1, 2, 3, 4]}</answer>", [[1, 2, 3, 4]], []),
+    ("<answer>[100, 200, 300, 400]</answer>", [[100, 200, 300, 400]], []),
+    ("<answer>The region is (10, 20, 30, 40).</answer>", [[10, 20, 30, 40]], []),
+    ('```json\n[\n  {"bbox_2d": [5, 6, 70, 80], "label": "nodule"}\n]\n```', [[5, 6, 70, 80]], []),
+    ('<answer>{"bbox_2d": [[1, 2, 3, 4]], "point_2d": [[1, 1], [2, 2]]}</answer>', [[1, 2, 3, 4]], [[[1, 1], [2, 2]]]),
+    ('<answer>{"answer": {"bbox": [1, 2, 3, 4]}}</answer>', [[1, 2, 3, 4]], []),
+    ('<answer>{"bbox_2d": [1e2, -2, 3.5, 4]}</answer>', [[100, -2, 3.5, 4]], []),
+]
+
+
+@pytest.mark.parametrize("text,boxes,points", CASES)
+def test_answer_formats(text, boxes, points):
+    p = parse_completion(text)
+    assert p.boxes == [[float(v) for v in b] for b in boxes]
+    assert p.points == points
+
+
+def test_think_answer_and_chain_of_box():
+    text = "<think>The heart [100, 120, 300, 310] is normal; the nodule sits at [40, 50, 60, 70].</think>\n<answer>{\"bbox_2d\": [41, 50, 61, 70]}</answer>"
+    p = parse_completion(text)
+    assert p.well_formed and p.has_think and p.has_answer
+    assert p.think_boxes == [[100, 120, 300, 310], [40, 50, 60, 70]]
+    assert p.box == [41, 50, 61, 70]
+
+
+def test_truncations_and_missing_parts():
+    p = parse_completion('<think>looking at [1, 2, 3, 4]')  # cut inside the reasoning
+    assert p.boxes == [] and not p.has_think and p.think_boxes == [[1, 2, 3, 4]]
+    p = parse_completion('<think>a</think><answer>{"bbox_2d": [1, 2, 3')
+    assert p.boxes == [] and p.has_think and not p.has_answer and not p.well_formed
+    p = parse_completion('<think>a</think> {"bbox_2d": [1, 2, 3, 4]}')  # no answer tags
+    assert p.boxes == [[1, 2, 3, 4]] and not p.has_answer
+    p = parse_completion("<think>a</think><think>b</think><answer>[1, 2, 3, 4]</answer>")
+    assert not p.well_formed  # two reasoning blocks
+
+
+def test_non_finite_and_wrong_arity_are_ignored():
+    assert parse_completion('<answer>{"bbox_2d": [1, 2, 3]}</answer>').boxes == []
+    assert parse_completion('<answer>{"bbox_2d": ["a", 2, 3, 4]}</answer>').boxes == []
+    assert parse_completion('<answer>{"bbox_2d": [NaN, 2, 3, 4]}</answer>').boxes == []
+
+
+def test_conversational_completion():
+    msg = [{"role": "assistant", "content": "<answer>[1, 2, 3, 4]</answer>"}]
+    assert completion_text(msg) == "<answer>[1, 2, 3, 4]</answer>"
+    assert parse_completion(msg).boxes == [[1, 2, 3, 4]]
+    parts = [{"role": "assistant", "content": [{"type": "text", "text": "<answer>[1, 2, 3, 4]</answer>"}]}]
+    assert parse_completion(parts).boxes == [[1, 2, 3, 4]]
+
+
+ALPHABET = st.sampled_from(list('<>/{}[]()",:\'0123456789.-e ') + ["<think>", "</think>", "<answer>", "</answer>", "bbox_2d", "points_1", "```json", "NaN", "\n"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(ALPHABET, max_size=60).map("".join))
+def test_never_raises_on_token_soup(text):
+    p = parse_completion(text)
+    for b in p.boxes + p.think_boxes:
+        assert len(b) == 4 and all(isinstance(v, float) for v in b)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_never_raises_on_arbitrary_text(text):
+    parse_completion(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 80))
+def test_never_raises_on_truncations(cut):
+    full = '<think>heart [1, 2, 3, 4]</think><answer>[{"bbox": [10, 20, 30, 40], "points_1": [12, 22], "points_2": [28, 38]}]</answer>'
+    p = parse_completion(full[: len(full) - cut])
+    if cut == 0:
+        assert p.boxes == [[10, 20, 30, 40]] and p.points == [[[12, 22], [28, 38]]]
+
+
+@pytest.mark.parametrize("obj", [None, 12, {"content": None}, [None], object()])
+def test_odd_objects(obj):
+    assert parse_completion(obj).boxes == []
+
+
+def test_pathological_length_is_bounded():
+    text = "<answer>" + "[" * 50_000 + "</answer>"
+    assert parse_completion(text).boxes == []
