@@ -71,7 +71,7 @@ class Template:
     think: bool = True
     system: str | None = None
 
-    def render(self, query: str, frame: "Frame | str", width: float, height: float, *, state_frame: bool = True) -> str:
+    def render(self, query: str, frame: Frame | str, width: float, height: float, *, state_frame: bool = True) -> str:
         """The user prompt for ``query`` on an image of original size ``width × height``."""
         text = self.question.format(query=query.strip().rstrip("."))
         if state_frame:

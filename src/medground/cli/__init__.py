@@ -11,7 +11,6 @@ import os
 import sys
 
 from ..errors import MedgroundError
-from ._apps import app
 from . import (  # noqa: F401  (each module registers its commands)
     data_convert,
     data_phantom,
@@ -25,6 +24,7 @@ from . import (  # noqa: F401  (each module registers its commands)
     semantic,
     train,
 )
+from ._apps import app
 
 
 def main(argv: list[str] | None = None) -> None:

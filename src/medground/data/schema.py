@@ -19,9 +19,10 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..errors import MedgroundError, where
 
@@ -53,7 +54,7 @@ class Sample:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], *, source=None, line: int | None = None) -> "Sample":
+    def from_dict(cls, d: dict[str, Any], *, source=None, line: int | None = None) -> Sample:
         """Build a sample from a dict; a missing or malformed field raises
         :class:`MedgroundError` naming ``source:line`` and the id."""
         if not isinstance(d, dict):
