@@ -1,1 +1,73 @@
-"""`medground` commands: evaluate (see the module that implements them)."""
+"""``medground evaluate PREDICTIONS``: score predictions, print a table, write JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import MedgroundError
+from ._apps import app
+
+
+@app.command("evaluate")
+def evaluate(
+    predictions: Path = typer.Argument(..., help="Prediction file: medground JSONL, VLM-R1 log or MedReasoner output."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset JSONL with the ground truth (joined by id)."),
+    format: str = typer.Option("auto", "--format", help="auto | medground | vlm-r1 | medreasoner."),
+    iou: str = typer.Option(
+        "standard", "--iou", help="standard | vlm-r1 (inclusive-pixel IoU of VLM-R1 / MedGround-R1)."
+    ),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full report (incl. breakdowns) here."),
+    bootstrap: int = typer.Option(1000, "--bootstrap", help="Bootstrap resamples for the 95% intervals (0: none)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    frame: Optional[str] = typer.Option(
+        None,
+        "--frame",
+        help="Coordinate frame of foreign predictions (medreasoner with --data, vlm-r1 with --image-size) "
+        "or of completions without a 'frame' field: pixels, qwen2.5-vl, norm1000, norm1, fixed:640.",
+    ),
+    image_size: Optional[str] = typer.Option(
+        None, "--image-size", help="WxH of the images a vlm-r1 log's ground truth refers to (with --frame)."
+    ),
+    reextract: bool = typer.Option(False, "--reextract", help="vlm-r1 logs: extract boxes again from model_output."),
+    max_groups: int = typer.Option(40, "--max-groups", help="Rows printed per breakdown table."),
+) -> None:
+    """Score grounding predictions: mIoU, Acc@0.3/0.5/0.7, pDice, mask Dice, with bootstrap
+    95% intervals, per category and super-category.  Missing or unparseable predictions
+    count as IoU 0 and are counted in the report."""
+    from ..evaluate import evaluate as run_evaluation
+    from ..evaluate import format_report, write_report
+
+    report = run_evaluation(
+        predictions,
+        data,
+        format=format,
+        iou=iou,
+        frame=frame,
+        image_size=parse_size(image_size),
+        bootstrap=bootstrap,
+        seed=seed,
+        reextract=reextract,
+        progress=True,
+    )
+    typer.echo(format_report(report, max_group_rows=max_groups))
+    if json_out is not None:
+        write_report(report, json_out)
+        typer.echo(f"report written to {json_out}")
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"640"`` or ``"640x480"`` -> ``(W, H)``."""
+    if text is None:
+        return None
+    try:
+        dims = [int(v) for v in text.lower().split("x")]
+        if len(dims) == 1:
+            dims *= 2
+        if len(dims) != 2 or min(dims) <= 0:
+            raise ValueError
+    except ValueError:
+        raise MedgroundError(f"--image-size must be W or WxH (positive integers), got {text!r}") from None
+    return dims[0], dims[1]

@@ -109,7 +109,7 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, str 
             try:
                 yield n, json.loads(raw), None
             except json.JSONDecodeError as exc:
-                yield n, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+                yield n, None, f"invalid JSON ({exc.msg} at column {exc.pos + 1})"
 
 
 def read_jsonl(path: str | os.PathLike, *, resolve_paths: bool = True) -> list[Sample]:

@@ -1,0 +1,164 @@
+"""Evaluation of grounding predictions: ``evaluate(predictions, data) -> report``.
+
+Example::
+
+    report = evaluate("predictions.jsonl", data="test.jsonl")            # medground format
+    report = evaluate("rec_results_cxr_test.json", format="vlm-r1", iou="vlm-r1")
+    print(format_report(report))
+
+The report is a plain dict (JSON-serialisable): ``n``, ``n_missing``, ``n_error``,
+``n_unparseable``, ``miou``, ``acc@0.3``, ``acc@0.5``, ``acc@0.7`` (percent), ``pdice`` /
+``dice`` / ``mask_iou`` when they apply, ``ci`` (metric -> [lo, hi], bootstrap 95 %),
+``per_category`` and ``per_supercategory`` (the same for each group), ``format``,
+``iou_variant``, ``iou_source``, ``n_extra`` / ``extra_ids`` (predictions for ids absent
+from the dataset), ``source`` (what the file says about itself) and ``bootstrap``.
+See ``docs/evaluation.md`` for every rule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from ..data.schema import Sample, read_jsonl
+from ..errors import MedgroundError
+from ..metrics import IOU_VARIANTS
+from .readers import FORMATS, detect_format, extract_vlm_r1_box, read_predictions
+from .report import THRESHOLDS, build_report
+from .scoring import rows_from_stored_scores, score_against_dataset, score_with_embedded_truth
+from .table import format_report
+
+__all__ = [
+    "FORMATS",
+    "THRESHOLDS",
+    "detect_format",
+    "evaluate",
+    "extract_vlm_r1_box",
+    "format_report",
+    "write_report",
+]
+
+MAX_EXTRA_IDS = 20
+
+
+def evaluate(
+    predictions,
+    data=None,
+    *,
+    format: str = "auto",
+    iou: str = "standard",
+    frame: str | None = None,
+    image_size: tuple[int, int] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    reextract: bool = False,
+    per_sample: bool = False,
+    progress: bool = False,
+) -> dict:
+    """Score a prediction file; returns the report dict.
+
+    * ``predictions``: a ``medground`` / ``vlm-r1`` / ``medreasoner`` file (``format="auto"``
+      detects it), or an in-memory list of ``medground`` prediction dicts (e.g. the demo's).
+    * ``data``: the canonical dataset JSONL (or a list of :class:`~medground.data.schema.Sample`).
+      Required for ``medground``; for ``medreasoner`` it switches from the stored scores to
+      recomputing IoU / pDice from ``bbox`` / ``points``; for ``vlm-r1`` it only adds ids and
+      categories (joined by position; the ground truth stays the log's).
+    * ``iou``: ``standard`` or ``vlm-r1`` (the inclusive-pixel IoU of those scripts).
+    * ``frame``: the coordinate frame foreign predictions are in (``medreasoner`` with ``data``;
+      ``vlm-r1`` with ``image_size = (W, H)`` of the ground truth's images, e.g. ``qwen2.5-vl``
+      answers in 644 px for 640-px images), and the fallback frame for ``medground`` completions
+      without a ``frame`` field.
+    * ``bootstrap``: resamples for the 95 % intervals (0 turns them off), seeded by ``seed``.
+    * ``reextract``: ``vlm-r1`` logs: extract the box again from ``model_output`` instead of
+      using the stored ``extracted_answer``.
+    * ``per_sample``: include the per-sample rows; ``progress``: show a progress bar (terminal).
+    """
+    if iou not in IOU_VARIANTS:
+        raise MedgroundError(f"unknown IoU variant {iou!r}; choose one of {', '.join(IOU_VARIANTS)}")
+    if bootstrap < 0:
+        raise MedgroundError(f"--bootstrap must be >= 0, got {bootstrap}")
+    if format not in (None, "auto", *FORMATS):
+        raise MedgroundError(f"unknown prediction format {format!r}; choose auto or one of {', '.join(FORMATS)}")
+    fmt, records, source = read_predictions(predictions, format, reextract=reextract)
+    if image_size is not None and fmt != "vlm-r1":
+        raise MedgroundError(f"--image-size applies to vlm-r1 logs only, not to format {fmt!r}")
+    if frame and fmt == "medreasoner" and data is None:
+        raise MedgroundError("--frame with a medreasoner file needs --data (the stored scores cannot be re-mapped)")
+    samples = _samples(data)
+    if not isinstance(predictions, (str, os.PathLike)):
+        predictions = "<predictions>"
+    if data is not None and not isinstance(data, (str, os.PathLike)):
+        data = "<dataset>"
+    extra: list[str] = []
+    iou_source = "recomputed"
+    if fmt == "medground":
+        if samples is None:
+            raise MedgroundError(f"{predictions}: format 'medground' needs --data DATASET.jsonl (the ground truth)")
+        rows, extra = score_against_dataset(
+            records, samples, variant=iou, pred_path=predictions, data_path=data, frame=frame, progress=progress
+        )
+    elif fmt == "vlm-r1":
+        rows = score_with_embedded_truth(
+            records,
+            variant=iou,
+            samples=samples,
+            pred_path=predictions,
+            data_path=data,
+            frame=frame,
+            image_size=image_size,
+        )
+    elif samples is not None:  # medreasoner, recomputed against the dataset
+        rows, extra = score_against_dataset(
+            records,
+            samples,
+            variant=iou,
+            pred_path=predictions,
+            data_path=data,
+            frame=frame or "pixels",
+            convert_frame=True,
+            progress=progress,
+        )
+    else:  # medreasoner, its own stored scores
+        rows = rows_from_stored_scores(records)
+        iou_source = "stored"
+    report = {
+        "format": fmt,
+        "iou_variant": iou if iou_source == "recomputed" else "medreasoner (stored)",
+        "iou_source": iou_source,
+        "predictions": str(predictions),
+        "data": None if data is None else str(data),
+        "frame": frame,
+    }
+    report.update(build_report(rows, resamples=bootstrap, seed=seed))
+    report["n_extra"] = len(extra)
+    report["extra_ids"] = extra[:MAX_EXTRA_IDS]
+    report["bootstrap"] = {"resamples": bootstrap, "seed": seed, "level": 95}
+    report["source"] = source
+    if per_sample:
+        report["per_sample"] = rows
+    return report
+
+
+def _samples(data) -> list[Sample] | None:
+    """A dataset path (JSONL) or an in-memory list of :class:`Sample` / dicts."""
+    if data is None:
+        return None
+    if isinstance(data, (str, os.PathLike)):
+        return read_jsonl(data)
+    return [
+        s if isinstance(s, Sample) else Sample.from_dict(s, source="<dataset>", line=k + 1) for k, s in enumerate(data)
+    ]
+
+
+def write_report(report: dict, path) -> Path:
+    """Write the report as JSON, atomically (temp file + rename)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=2, ensure_ascii=False)
+        fh.write("\n")
+    os.replace(tmp, out)
+    return out

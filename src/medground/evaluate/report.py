@@ -1,0 +1,130 @@
+"""Aggregation of per-sample scores into a report: means, Acc@t, bootstrap 95 % CIs,
+and the same broken down per category and super-category.
+
+Input rows are dicts with ``iou`` (a fraction; 0 for a missing or unparseable
+prediction), optional ``pdice`` / ``dice`` / ``mask_iou`` (fractions, or None where the
+sample has no such ground truth), ``status`` (``ok``, ``missing``, ``error``,
+``unparseable``), ``category`` and ``supercategory``.
+
+Conventions
+-----------
+* ``miou``, ``acc@t``, ``pdice``, ``dice``, ``mask_iou`` are percentages.
+* ``acc@t`` is the share of samples with IoU **strictly greater** than ``t`` (the
+  VLM-R1 / MedGround-R1 rule ``iou > 0.5``), computed as ``hits / n * 100`` — the same
+  float operations as those scripts, so their ``accuracy`` is reproduced bit for bit.
+* Confidence intervals: percentile bootstrap over samples (``resamples`` draws with
+  replacement, ``numpy.random.default_rng(seed)``), 2.5th and 97.5th percentiles.
+
+>>> rows = [{"iou": v, "status": "ok"} for v in (0.9, 0.6, 0.4, 0.0)]
+>>> r = summarize(rows, resamples=0)
+>>> r["n"], r["miou"], r["acc@0.5"]
+(4, 47.5, 50.0)
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+THRESHOLDS = (0.3, 0.5, 0.7)
+OPTIONAL_METRICS = ("pdice", "dice", "mask_iou", "pdice_medreasoner")
+NO_GROUP = "(none)"
+CHUNK = 100  # bootstrap resamples drawn at once (bounds memory to CHUNK x n indices)
+
+
+def acc_key(t: float) -> str:
+    return f"acc@{t:g}"
+
+
+def build_report(rows: list[dict], *, resamples: int = 1000, seed: int = 0, thresholds=THRESHOLDS) -> dict:
+    """Overall summary plus ``per_category`` and ``per_supercategory`` summaries."""
+    report = summarize(rows, resamples=resamples, seed=seed, thresholds=thresholds)
+    for key, out in (("category", "per_category"), ("supercategory", "per_supercategory")):
+        groups = group_rows(rows, key)
+        report[out] = {
+            name: summarize(members, resamples=resamples, seed=_group_seed(seed, key, k), thresholds=thresholds)
+            for k, (name, members) in enumerate(groups.items())
+        }
+    return report
+
+
+def summarize(rows: list[dict], *, resamples: int = 1000, seed: int = 0, thresholds=THRESHOLDS) -> dict:
+    """Counts, metrics (percent) and their bootstrap CIs for one group of rows."""
+    n = len(rows)
+    status = [r.get("status", "ok") for r in rows]
+    out: dict = {
+        "n": n,
+        "n_missing": status.count("missing"),
+        "n_error": status.count("error"),
+        "n_unparseable": status.count("unparseable"),
+    }
+    iou = np.array([float(r["iou"]) for r in rows], dtype=np.float64)
+    samples: dict[str, np.ndarray] = {}
+    if n:
+        out["miou"] = float(iou.mean() * 100)
+        samples["miou"] = iou
+        for t in thresholds:
+            hits = iou > t
+            out[acc_key(t)] = int(hits.sum()) / n * 100
+            samples[acc_key(t)] = hits.astype(np.float64)
+    else:
+        out["miou"] = None
+        for t in thresholds:
+            out[acc_key(t)] = None
+    for key in OPTIONAL_METRICS:
+        vals = np.array([float(r[key]) for r in rows if r.get(key) is not None], dtype=np.float64)
+        if len(vals):
+            out[key] = float(vals.mean() * 100)
+            out[f"n_{key}"] = int(len(vals))
+            samples[key] = vals
+    out["ci"] = bootstrap_ci(samples, resamples=resamples, seed=seed) if resamples > 0 else {}
+    return out
+
+
+def bootstrap_ci(samples: dict[str, np.ndarray], *, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Percentile bootstrap interval (in percent) of the mean of each per-sample array.
+
+    Arrays of the same length share the same resampled indices (so ``miou`` and
+    ``acc@t`` are resampled together); each length gets its own draws, in a fixed
+    order, from one ``default_rng(seed)``.
+
+    >>> ci = bootstrap_ci({"x": np.ones(5)}, resamples=50)
+    >>> ci["x"]
+    [100.0, 100.0]
+    """
+    rng = np.random.default_rng(seed)
+    lo_q, hi_q = 50 * (1 - level), 50 * (1 + level)
+    by_len: dict[int, list[str]] = defaultdict(list)
+    for name, arr in samples.items():
+        if len(arr):
+            by_len[len(arr)].append(name)
+    out: dict[str, list[float]] = {}
+    for n in sorted(by_len):
+        names = by_len[n]
+        means = np.empty((len(names), resamples))
+        for start in range(0, resamples, CHUNK):
+            stop = min(start + CHUNK, resamples)
+            idx = rng.integers(0, n, size=(stop - start, n), dtype=np.int32)
+            for m, name in enumerate(names):
+                means[m, start:stop] = samples[name][idx].mean(axis=1)
+        lo, hi = np.percentile(means, [lo_q, hi_q], axis=1)
+        for k, name in enumerate(names):
+            out[name] = [float(lo[k] * 100), float(hi[k] * 100)]
+    return {name: out[name] for name in samples if name in out}
+
+
+def group_rows(rows: list[dict], key: str) -> dict[str, list[dict]]:
+    """Rows grouped by ``row[key]`` (sorted by name; missing values under ``"(none)"``);
+    empty when no row has the key."""
+    if not any(r.get(key) not in (None, "") for r in rows):
+        return {}
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        v = r.get(key)
+        groups[NO_GROUP if v in (None, "") else str(v)].append(r)
+    return dict(sorted(groups.items(), key=lambda kv: kv[0].lower()))
+
+
+def _group_seed(seed: int, key: str, k: int) -> list[int]:
+    return [seed, 1 if key == "category" else 2, k]
