@@ -1,0 +1,1 @@
+"""Adapters that plug medground into other training engines (verl)."""
