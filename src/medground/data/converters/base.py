@@ -1,0 +1,482 @@
+"""What every converter shares: options, row skipping, strict mode, validation, the
+report and the output files.
+
+A converter is one small function ``convert(ctx) -> Iterable[Sample]`` registered with
+:func:`register` in its own module.  It reads ``ctx.input``, yields canonical samples
+(``xyxy`` boxes in original pixels of ``sample.image``) and calls ``ctx.skip(row,
+reason)`` for rows it cannot use.  :func:`run` drives it: validates every sample
+(finite boxes of positive area inside the image, unique ids, a query), counts splits
+and categories, and writes
+
+* ``DIR/{split}.jsonl`` — the canonical samples of each split,
+* ``DIR/convert_report.json`` — counts per split / category, skipped rows with their
+  row number and reason, missing images, warnings and the options used.
+
+Missing image files are reported, not fatal, unless ``strict`` (then every skipped row
+or missing image raises :class:`MedgroundError`).  ``skip_missing`` drops samples whose
+image is missing instead of keeping them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import MedgroundError, where
+from ..schema import Sample, write_jsonl
+
+#: name -> ConverterSpec, filled by :func:`register` when the converter modules are imported.
+REGISTRY: dict[str, ConverterSpec] = {}
+
+#: boxes at most this many pixels outside the image are clipped; farther ones are skipped.
+CLIP_TOLERANCE = 2.0
+MAX_LISTED = 200  # skipped rows / missing images listed in full in the report
+
+
+@dataclass(frozen=True)
+class Option:
+    default: Any
+    help: str
+
+
+@dataclass(frozen=True)
+class ConverterSpec:
+    """A registered converter: ``func(ctx)`` yields samples; ``options`` are its specific
+    ``--option KEY=VALUE`` settings with defaults."""
+
+    name: str
+    func: Callable[[Context], Iterable[Sample]]
+    description: str
+    options: dict[str, Option] = field(default_factory=dict)
+
+    def parse_options(self, given: dict[str, Any] | None) -> dict[str, Any]:
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            known = ", ".join(sorted(self.options)) or "none"
+            raise MedgroundError(f"converter {self.name!r}: unknown option(s) {', '.join(unknown)} (known: {known})")
+        out = {}
+        for key, opt in self.options.items():
+            value = given.get(key, opt.default)
+            if key in given and isinstance(given[key], str):
+                value = _coerce(given[key], opt.default, self.name, key)
+            out[key] = value
+        return out
+
+
+def _coerce(text: str, default, name: str, key: str):
+    if isinstance(default, bool):
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise MedgroundError(f"converter {name!r}: option {key} expects true/false, got {text!r}")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise MedgroundError(f"converter {name!r}: option {key} expects an integer, got {text!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise MedgroundError(f"converter {name!r}: option {key} expects a number, got {text!r}") from None
+    return text
+
+
+def register(name: str, description: str, options: dict[str, Option] | None = None):
+    """Decorator: ``@register("mscxr", "MS-CXR CSV ...", {...})`` above ``def convert(ctx)``."""
+
+    def deco(func):
+        REGISTRY[name] = ConverterSpec(name, func, description, dict(options or {}))
+        return func
+
+    return deco
+
+
+# ----------------------------------------------------------------------------- report
+
+
+@dataclass
+class Report:
+    source: str
+    input: str
+    out: str
+    options: dict[str, Any] = field(default_factory=dict)
+    counts: Counter = field(default_factory=Counter)  # per split
+    categories: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # split -> category
+    boxes: Counter = field(default_factory=Counter)  # per split
+    rows_read: int = 0
+    skipped: list[dict] = field(default_factory=list)
+    skipped_total: int = 0
+    skip_reasons: Counter = field(default_factory=Counter)
+    missing_images: list[dict] = field(default_factory=list)
+    missing_total: int = 0
+    warnings: Counter = field(default_factory=Counter)
+    clipped_boxes: int = 0
+    frames: Counter = field(default_factory=Counter)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "input": self.input,
+            "out": self.out,
+            "options": self.options,
+            "rows_read": self.rows_read,
+            "samples": int(sum(self.counts.values())),
+            "counts": dict(sorted(self.counts.items())),
+            "boxes": dict(sorted(self.boxes.items())),
+            "categories": {s: dict(sorted(c.items())) for s, c in sorted(self.categories.items())},
+            "box_frames": dict(self.frames),
+            "clipped_boxes": self.clipped_boxes,
+            "skipped_total": self.skipped_total,
+            "skip_reasons": dict(self.skip_reasons.most_common()),
+            "skipped": self.skipped,
+            "missing_images_total": self.missing_total,
+            "missing_images": self.missing_images,
+            "warnings": dict(self.warnings.most_common()),
+            **self.extra,
+        }
+
+    def summary(self) -> str:
+        parts = [f"{s} {n}" for s, n in sorted(self.counts.items())]
+        line = f"{self.source}: {sum(self.counts.values())} samples ({', '.join(parts) or 'none'})"
+        if self.skipped_total:
+            line += f"; {self.skipped_total} row(s) skipped"
+        if self.missing_total:
+            line += f"; {self.missing_total} missing image(s)"
+        return line
+
+
+def _reason_key(reason: str) -> str:
+    """Group reasons in the summary: the text before the first colon."""
+    return reason.split(":", 1)[0].strip()
+
+
+# ----------------------------------------------------------------------------- context
+
+
+class Context:
+    """What a converter function gets: inputs, options, and the reporting helpers."""
+
+    def __init__(
+        self,
+        spec: ConverterSpec,
+        input: Path,
+        out: Path,
+        *,
+        images: Path | None = None,
+        strict: bool = False,
+        split: str | None = None,
+        limit: int | None = None,
+        skip_missing: bool = False,
+        options: dict[str, Any] | None = None,
+        progress: bool = True,
+    ):
+        self.spec = spec
+        self.input = Path(input)
+        self.out = Path(out)
+        self.images = Path(images) if images else None
+        self.strict = strict
+        self.split = split
+        self.limit = limit
+        self.skip_missing = skip_missing
+        self.options = spec.parse_options(options)
+        self.show_progress = progress
+        self.report = Report(source=spec.name, input=str(input), out=str(out))
+
+    # -- reporting -------------------------------------------------------------
+    def skip(self, row: int | None, reason: str, sample_id=None, file=None) -> None:
+        """Record a skipped row (``row`` is the 1-based data row / record number)."""
+        file = file if file is not None else self.input
+        if self.strict:
+            raise MedgroundError(f"{where(file, row, sample_id)}: {reason} (strict mode)")
+        rep = self.report
+        rep.skipped_total += 1
+        rep.skip_reasons[_reason_key(reason)] += 1
+        if len(rep.skipped) < MAX_LISTED:
+            entry = {"row": row, "reason": reason}
+            if sample_id is not None:
+                entry["id"] = str(sample_id)
+            if Path(file) != self.input:
+                entry["file"] = str(file)
+            rep.skipped.append(entry)
+
+    def warn(self, message: str) -> None:
+        """A counted, de-duplicated warning (same text -> one entry with a count)."""
+        self.report.warnings[message] += 1
+
+    def image_exists(self, path: str | os.PathLike | None, row: int | None, sample_id=None) -> bool:
+        """True when the image exists; else records it as missing (raises when strict)."""
+        if path is not None and Path(path).is_file():
+            return True
+        if self.strict:
+            raise MedgroundError(f"{where(self.input, row, sample_id)}: image not found: {path} (strict mode)")
+        rep = self.report
+        rep.missing_total += 1
+        if len(rep.missing_images) < MAX_LISTED:
+            rep.missing_images.append({"row": row, "id": None if sample_id is None else str(sample_id),
+                                       "path": None if path is None else str(path)})
+        return False
+
+    def progress(self, iterable, total: int | None = None, desc: str | None = None):
+        if not self.show_progress:
+            return iterable
+        from tqdm.auto import tqdm
+
+        return tqdm(iterable, total=total, desc=desc or f"convert {self.spec.name}", unit="row",
+                    disable=None, file=sys.stderr)
+
+    def option(self, key: str):
+        return self.options[key]
+
+    # -- paths -----------------------------------------------------------------
+    def resolve_image(self, rel: str, *, extra_roots: Iterable[Path] = ()) -> Path:
+        """``rel`` against ``--images`` (if given), the input's folder and ``extra_roots``;
+        the first existing candidate, else the first candidate."""
+        p = Path(rel)
+        if p.is_absolute():
+            return p
+        roots = []
+        if self.images is not None:
+            roots.append(self.images)
+        roots.extend(extra_roots)
+        base = self.input if self.input.is_dir() else self.input.parent
+        roots.append(base)
+        candidates = [r / p for r in roots]
+        for c in candidates:
+            if c.is_file():
+                return c
+        return candidates[0]
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def validate_sample(s: Sample, ctx: Context) -> str | None:
+    """Check (and clip slightly-outside boxes of) one sample; return a reason to skip or None."""
+    if not s.id:
+        return "empty sample id"
+    if not (s.query or "").strip():
+        return "empty query / phrase"
+    if not s.boxes:
+        return "no box"
+    b = np.asarray(s.boxes, dtype=np.float64)
+    if b.ndim != 2 or b.shape[1] != 4:
+        return f"malformed boxes {s.boxes!r}"
+    if not np.isfinite(b).all():
+        return f"non-finite box {s.boxes!r}"
+    if ((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])).any():
+        return f"box with zero or negative size {b.round(2).tolist()}"
+    W, H = s.width, s.height
+    if W is not None and H is not None:
+        if W <= 0 or H <= 0:
+            return f"bad image size {W}x{H}"
+        tol = CLIP_TOLERANCE
+        outside = (b[:, 0] < -tol) | (b[:, 1] < -tol) | (b[:, 2] > W + tol) | (b[:, 3] > H + tol)
+        if outside.any():
+            return f"box {b[outside][0].round(2).tolist()} outside the {W}x{H} image"
+        clipped = b.copy()
+        clipped[:, [0, 2]] = np.clip(clipped[:, [0, 2]], 0, W)
+        clipped[:, [1, 3]] = np.clip(clipped[:, [1, 3]], 0, H)
+        if not np.array_equal(clipped, b):
+            ctx.report.clipped_boxes += int((clipped != b).any(axis=1).sum())
+            s.boxes = clipped.tolist()
+        if s.points is not None:
+            p = np.asarray(s.points, dtype=np.float64)
+            if not np.isfinite(p).all() or (p < -tol).any() or (p[:, 0] > W + tol).any() or (p[:, 1] > H + tol).any():
+                return f"key points {p.round(2).tolist()} outside the {W}x{H} image"
+    return None
+
+
+# ----------------------------------------------------------------------------- running
+
+
+def _atomic_json(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(obj, fh, indent=2, ensure_ascii=False, default=_json_default)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def get_spec(name: str) -> ConverterSpec:
+    from . import CONVERTERS  # ensure all converter modules are imported
+
+    if name not in CONVERTERS:
+        raise MedgroundError(f"unknown converter {name!r}; choose one of {', '.join(sorted(CONVERTERS))}")
+    return CONVERTERS[name]
+
+
+def run(
+    source: str,
+    input: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    images: str | os.PathLike | None = None,
+    strict: bool = False,
+    split: str | None = None,
+    limit: int | None = None,
+    skip_missing: bool = False,
+    options: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> Report:
+    """Convert ``input`` with converter ``source`` into ``out``; return the :class:`Report`.
+
+    Writes ``out/{split}.jsonl`` for every split that has samples and
+    ``out/convert_report.json``.
+    """
+    spec = get_spec(source)
+    inp = Path(input)
+    if not inp.exists():
+        raise MedgroundError(f"{input}: input not found")
+    if images is not None and not Path(images).is_dir():
+        raise MedgroundError(f"{images}: image folder not found")
+    if limit is not None and limit < 1:
+        raise MedgroundError(f"--limit must be positive, got {limit}")
+    outp = Path(out)
+    outp.mkdir(parents=True, exist_ok=True)
+    ctx = Context(spec, inp, outp, images=Path(images) if images else None, strict=strict, split=split,
+                  limit=limit, skip_missing=skip_missing, options=options, progress=progress)
+    rep = ctx.report
+    rep.options = {"images": None if images is None else str(images), "strict": strict, "split": split,
+                   "limit": limit, "skip_missing": skip_missing, **ctx.options}
+    started = time.time()
+    by_split: dict[str, list[Sample]] = defaultdict(list)
+    seen: set[str] = set()
+    for s in spec.func(ctx):
+        row = s.meta.get("row")
+        if s.id in seen:
+            ctx.skip(row, f"duplicate sample id {s.id}", s.id, file=s.meta.get("file"))
+            continue
+        reason = validate_sample(s, ctx)
+        if reason:
+            ctx.skip(row, reason, s.id, file=s.meta.get("file"))
+            continue
+        if s.meta.get("image_missing") and skip_missing:
+            ctx.skip(row, f"image not found: {s.image}", s.id, file=s.meta.get("file"))
+            continue
+        seen.add(s.id)
+        sp = s.split or split or "all"
+        s.split = sp
+        by_split[sp].append(s)
+        rep.counts[sp] += 1
+        rep.boxes[sp] += len(s.boxes)
+        rep.categories[sp][s.category or "(none)"] += 1
+        if s.meta.get("box_frame"):
+            rep.frames[str(s.meta["box_frame"])] += 1
+        if limit is not None and sum(rep.counts.values()) >= limit:
+            break
+    for sp, samples in sorted(by_split.items()):
+        write_jsonl(samples, outp / f"{sp}.jsonl")
+    finalize = getattr(spec.func, "finalize", None)
+    if finalize is not None:  # converter-specific extra outputs (e.g. medrpg's MedGround-R1 JSON)
+        finalize(ctx, by_split)
+    rep.extra["seconds"] = round(time.time() - started, 2)
+    rep.extra["files"] = sorted(f"{sp}.jsonl" for sp in by_split)
+    _atomic_json(rep.to_dict(), outp / "convert_report.json")
+    return rep
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def mask_box(mask) -> list[float] | None:
+    """Tight ``xyxy`` box of a boolean (H, W) mask in pixel-edge coordinates
+    (``x2 = last column + 1``); None for an empty mask.
+
+    >>> m = np.zeros((5, 6), bool); m[1:3, 2:5] = True
+    >>> mask_box(m)
+    [2.0, 1.0, 5.0, 3.0]
+    """
+    m = np.asarray(mask, dtype=bool)
+    if not m.any():
+        return None
+    rows = np.flatnonzero(m.any(axis=1))
+    cols = np.flatnonzero(m.any(axis=0))
+    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
+
+
+def mask_key_points(mask) -> list[list[float]] | None:
+    """Two distinct key points inside a mask (pixel centres, ``[[x, y], [x, y]]``).
+
+    The first is the most interior pixel (maximum of the distance transform); the
+    second the pixel, among those at least half as deep, farthest from the first —
+    so the pair spans the region.  A one-pixel mask gives the same point twice.
+    """
+    from scipy import ndimage
+
+    m = np.asarray(mask, dtype=bool)
+    if not m.any():
+        return None
+    dist = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
+    r1, c1 = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    deep = dist >= max(dist.max() / 2.0, 1.0)
+    rr, cc = np.nonzero(deep)
+    d2 = (rr - r1) ** 2 + (cc - c1) ** 2
+    k = int(np.argmax(d2))
+    r2, c2 = rr[k], cc[k]
+    return [[float(c1) + 0.5, float(r1) + 0.5], [float(c2) + 0.5, float(r2) + 0.5]]
+
+
+def split_from_name(path: Path) -> str | None:
+    """``train`` / ``val`` / ``test`` from a file name (``MS_CXR_val.pth``, ``test-0000.parquet``)."""
+    name = path.name.lower()
+    stem = name.split(".")[0]
+    tokens = [t for t in stem.replace("-", "_").split("_") if t]
+    for t in tokens:
+        if t in ("train", "training"):
+            return "train"
+        if t in ("val", "valid", "validation", "dev"):
+            return "val"
+        if t in ("test", "testing"):
+            return "test"
+    return None
+
+
+def read_csv_rows(path: Path, ctx: Context, required: Iterable[str]) -> Iterator[tuple[int, dict]]:
+    """``(row_number, row_dict)`` for a CSV with a header; ``row_number`` is the 1-based
+    data row (line number - 1 for single-line records).  A missing required column
+    raises :class:`MedgroundError` naming the file and the columns it has."""
+    import csv
+
+    try:
+        fh = open(path, newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise MedgroundError(f"{path}: cannot open CSV ({exc.strerror or exc})") from None
+    with fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        reader.fieldnames = header
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise MedgroundError(
+                f"{path}: not the expected layout — missing column(s) {', '.join(missing)}; found {', '.join(header)}"
+            )
+        for n, row in enumerate(reader, 1):
+            yield n, {k: (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k is not None}
