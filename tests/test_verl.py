@@ -155,61 +155,32 @@ def test_never_raises_on_any_response(text, mode):
         assert math.isnan(got["score"]) or 0.0 <= got["score"] <= 8.0
 
 
-# --------------------------------------------------------------------------- parquet rows
+# --------------------------------------------------------------------------- exported rows
 
 
-def test_verl_row_writes_ground_truth_in_the_policy_frame(tmp_path):
+def test_exported_verl_rows_score_the_truth_at_the_maximum(tmp_path):
+    """medground data export verl -> verl's reward: the policy answering the stored truth in its
+    own frame gets the hard maximum (the ground truth is written in the policy's frame)."""
     import pandas as pd
     from PIL import Image
 
+    from medground.data.export import export_verl
     from medground.data.schema import Sample
-    from medground.integrations.verl import verl_row, write_verl_parquet
 
     path = tmp_path / "img.png"
     Image.new("RGB", (1000, 500), (40, 40, 40)).save(path)
-    sample = Sample(
-        id="s1",
-        image=str(path),
-        query="where is the lesion",
-        boxes=[[100, 100, 300, 200]],
-        points=[[150, 150], [250, 150]],
-        width=1000,
-        height=500,
-        split="train",
-    )
-    row = verl_row(sample, frame="qwen2.5-vl")  # Qwen2.5-VL sees 1008 x 504
-    gt = json.loads(row["reward_model"]["ground_truth"])
-    assert gt["bbox_2d"] == pytest.approx([100.8, 100.8, 302.4, 201.6])
-    assert sum(gt["point_2d"], []) == pytest.approx([151.2, 151.2, 252.0, 151.2])
-    assert row["prompt"][-1]["role"] == "user" and row["prompt"][-1]["content"].startswith("<image>")
-    assert "1008x504" in row["prompt"][-1]["content"]
-    assert row["data_source"] == "umrg" and row["extra_info"]["id"] == "s1"
-
-    out = write_verl_parquet([sample, sample], tmp_path / "train.parquet", frame="norm1000", reward_mode="hard")
-    table = pd.read_parquet(out)
-    assert list(table.columns) == ["data_source", "prompt", "images", "ability", "reward_model", "extra_info"]
-    first = table.iloc[1]
-    assert Image.open(io.BytesIO(first["images"][0]["bytes"])).size == (1000, 500)
+    sample = Sample(id="s1", image=str(path), query="where is the lesion", boxes=[[100, 100, 300, 200]],
+                    points=[[150, 150], [250, 150]], width=1000, height=500, split="train")
+    out = export_verl({"train": [sample, sample]}, tmp_path / "verl", frame="norm1000", template="medreasoner",
+                      progress=False)
+    first = pd.read_parquet(out["train"]).iloc[1]
     gt = json.loads(first["reward_model"]["ground_truth"])
     assert gt["bbox_2d"] == pytest.approx([100, 200, 300, 400])  # 0-1000 relative
-    # The policy answering the truth in its own frame gets the hard maximum.
     perfect = (
         "<think>x</think><answer>"
         + json.dumps({"bbox": gt["bbox_2d"], "points_1": gt["point_2d"][0], "points_2": gt["point_2d"][1]})
         + "</answer>"
     )
-    result = compute_score(
-        first["data_source"], perfect, first["reward_model"]["ground_truth"], dict(first["extra_info"])
-    )
+    extra = dict(first["extra_info"], reward_mode="hard")
+    result = compute_score(first["data_source"], perfect, first["reward_model"]["ground_truth"], extra)
     assert result["score"] == 8.0 and first["extra_info"]["index"] == 1
-
-
-def test_verl_row_needs_points():
-    from PIL import Image
-
-    from medground.data.schema import Sample
-    from medground.integrations.verl import verl_row
-
-    sample = Sample(id="nopts", image="unused.png", query="q", boxes=[[0, 0, 5, 5]])
-    with pytest.raises(MedgroundError, match="nopts"):
-        verl_row(sample, image=Image.new("RGB", (10, 10)))

@@ -11,9 +11,9 @@ with the reward mode chosen per run or per sample instead of edited in verl's so
     custom_reward_function.name=compute_score
 
 verl loads this file by path as a module named ``custom_module``, so it must (and
-does) use absolute imports only.  :func:`verl_row` / :func:`write_verl_parquet` turn
-medground samples into verl's parquet layout (see ``docs/verl.md``), with the ground
-truth written in the frame the policy answers in — verl's reward sees no image size.
+does) use absolute imports only.  ``medground data export verl`` (:mod:`medground.data.export`)
+writes medground samples in verl's parquet layout (see ``docs/verl.md``), with the ground
+truth in the frame the policy answers in — verl's reward sees no image size.
 
 >>> gt = '{"bbox_2d": [10, 10, 50, 50], "point_2d": [[20, 20], [40, 40]]}'
 >>> answer = "<think>x</think><answer>{'bbox': [10, 10, 50, 50], 'points_1': [20, 20], 'points_2': [40, 40]}</answer>"
@@ -34,7 +34,7 @@ from medground.errors import MedgroundError
 from medground.geometry import PIXELS, Frame, map_boxes, map_points
 from medground.rewards.medreasoner import MODES, medreasoner_score, parse_ground_truth
 
-__all__ = ["compute_score", "parse_verl_ground_truth", "verl_row", "write_verl_parquet"]
+__all__ = ["compute_score", "parse_verl_ground_truth"]
 
 DEFAULT_MODE = "soft"
 
@@ -88,83 +88,3 @@ def compute_score(data_source, solution_str, ground_truth, extra_info=None, rewa
     context = f"verl ground_truth (data_source={data_source!r}" + (f", index={sample})" if sample is not None else ")")
     gt_bbox, gt_points = parse_verl_ground_truth(ground_truth, context)
     return medreasoner_score(solution_str, gt_bbox, gt_points, mode)
-
-
-# --------------------------------------------------------------------------- parquet
-
-
-def verl_row(
-    sample,
-    *,
-    frame: str | Frame = "qwen2.5-vl",
-    template: str = "medreasoner",
-    data_source: str = "umrg",
-    index: int = 0,
-    reward_mode: str | None = None,
-    image=None,
-) -> dict:
-    """One row of verl's RL parquet for a :class:`medground.data.schema.Sample`.
-
-    ``frame``: the frame the policy answers in; the ground truth (first box and the
-    point pair, original pixels in the sample) is mapped into it, because verl scores
-    the answer against the ground truth as written.  For ``fixed:WxH`` frames the image
-    is resized to ``W×H``; otherwise the original image is stored (verl's Qwen2.5-VL
-    processor resizes it exactly as the ``qwen2.5-vl`` frame assumes).  ``image``: an
-    already loaded PIL image (else ``sample.image`` is read with
-    :func:`medground.data.io.load_image`).  ``reward_mode`` is stored in
-    ``extra_info`` for :func:`compute_score` (empty string = the run's default).
-    """
-    from medground.templates import get_template
-
-    sid = getattr(sample, "id", None)
-    if not getattr(sample, "boxes", None) or getattr(sample, "points", None) is None:
-        raise MedgroundError(f"[id={sid}]: MedReasoner's reward needs a box and a point pair; this sample lacks one")
-    if reward_mode and reward_mode not in MODES:
-        raise MedgroundError(f"reward_mode must be one of {MODES}, got {reward_mode!r}")
-    if image is None:
-        from medground.data.io import load_image
-
-        image = load_image(sample.image)
-    width, height = sample.width or image.size[0], sample.height or image.size[1]
-    policy = Frame.parse(frame)
-    box, points = parse_ground_truth(sample.boxes[0], sample.points, f"[id={sid}]")
-    gt = {
-        "bbox_2d": map_boxes([box], (width, height), src=PIXELS, dst=policy)[0].tolist(),
-        "point_2d": map_points(points, (width, height), src=PIXELS, dst=policy).tolist(),
-    }
-    if policy.kind == "fixed":
-        image = image.resize((policy.width, policy.height))
-    buffer = io.BytesIO()
-    image.convert("RGB").save(buffer, format="PNG")
-    tpl = get_template(template)
-    messages = [{"role": "system", "content": tpl.system}] if tpl.system else []
-    messages.append({"role": "user", "content": "<image>" + tpl.render(sample.query, policy, width, height)})
-    return {
-        "data_source": data_source,
-        "prompt": messages,
-        "images": [{"bytes": buffer.getvalue()}],
-        "ability": "grounding",
-        "reward_model": {"style": "rule", "ground_truth": json.dumps(gt)},
-        "extra_info": {
-            "index": int(index),
-            "id": str(sid),
-            "split": str(getattr(sample, "split", None) or ""),
-            "reward_mode": reward_mode or "",
-        },
-    }
-
-
-def write_verl_parquet(samples, path, **options) -> Path:
-    """Write :func:`verl_row` rows for ``samples`` to a parquet file (atomically, with a
-    progress bar); ``options`` go to :func:`verl_row`.  Returns the path."""
-    import pandas as pd
-    from tqdm.auto import tqdm
-
-    samples = list(samples)
-    rows = [verl_row(s, index=i, **options) for i, s in enumerate(tqdm(samples, desc="verl parquet", unit="sample"))]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pd.DataFrame(rows).to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-    return path
