@@ -1,0 +1,171 @@
+"""``mask_dice``: MedReasoner's segmentation reward — the predicted box and key points
+go through a frozen segmenter and the mask is scored by Dice against the truth.
+
+The segmenter is built once, when the reward is built, and its per-image state cache
+means the G completions of one prompt (which share an image) cost one embedding: the
+rewards for all completions on the same image run as one batched ``segment`` call.
+Reference masks are read from the ``mask`` column (a path, an RLE dict or an array)
+and cached too.
+
+* a sample without a reference mask scores ``None`` (TRL leaves it out of the mean);
+* a completion without a usable box or point scores 0.0;
+* a reference mask whose size differs from the image's is reported once (naming the
+  sample id) and scores ``None``.
+
+>>> import numpy as np
+>>> from PIL import Image
+>>> img = np.zeros((64, 64), np.uint8); img[16:48, 16:48] = 200
+>>> gt = img > 0
+>>> f = mask_dice_reward(segmenter="watershed")
+>>> r = f(completions=['{"bbox": [12, 12, 52, 52], "points_1": [20, 32], "points_2": [44, 32]}', 'no box'],
+...       image=[Image.fromarray(img)] * 2, mask=[gt, None])
+>>> [None if v is None else round(v, 2) for v in r]
+[1.0, None]
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+
+import numpy as np
+
+from ..errors import MedgroundError
+from ..geometry import PIXELS, Frame, map_points
+from ..metrics import mask_dice
+from .base import Batch, Reward, make_frame
+from .registry import register
+
+_OPTIONS = {
+    "segmenter": "segmenter name (watershed (default), litemedsam, sam, sam2) or a Segmenter object",
+    "checkpoint": "local checkpoint folder for segmenter sam / sam2",
+    "device": "device of a neural segmenter (default cpu)",
+    "prompt": "what the segmenter gets: auto (box+points when it takes both, else box), box, points, box+points",
+    "frame": "coordinate frame the policy answers in: pixels (default), qwen2.5-vl, norm1000, norm1, fixed:WxH",
+    "min_pixels": "Qwen2.5-VL min_pixels for frame=qwen2.5-vl (default 3136)",
+    "max_pixels": "Qwen2.5-VL max_pixels for frame=qwen2.5-vl (default 12845056)",
+    "cache_size": "images whose segmenter state is kept (default 16)",
+}
+
+
+def _points_to_original(batch: Batch, points, i: int) -> np.ndarray | None:
+    """Predicted key points (policy frame) in original pixels, like ``Batch.to_original``."""
+    if not points:
+        return None
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if batch.frame.kind != "pixels":
+        seen = batch.image_size(i)
+        if seen is None:
+            return None
+        pts = map_points(pts, seen, src=batch.frame, dst=PIXELS)
+    seen, original = batch.image_size(i), batch.size(i)
+    if seen is not None and original is not None and tuple(seen) != tuple(original):
+        pts = map_points(pts, seen, src=PIXELS, dst=Frame("fixed", width=int(original[0]), height=int(original[1])))
+    return pts
+
+
+class _MaskCache:
+    def __init__(self, size: int = 64):
+        self.size = size
+        self.items: OrderedDict = OrderedDict()
+
+    def get(self, value) -> np.ndarray:
+        from ..data.masks import load_mask
+
+        if not isinstance(value, (str, dict)) and not hasattr(value, "__fspath__"):
+            return np.asarray(value).astype(bool)  # an array (or PIL image) given inline
+        key = str(value) if not isinstance(value, dict) else None
+        if key is not None and key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        mask = load_mask(value)
+        if key is not None:
+            self.items[key] = mask
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return mask
+
+
+@register("mask_dice", description="Dice of the segmenter's mask (from the predicted box + key points) with the true mask; None without a mask",
+          options=_OPTIONS)
+def mask_dice_reward(segmenter="watershed", checkpoint=None, device="cpu", prompt="auto", frame="pixels",
+                     min_pixels=None, max_pixels=None, cache_size=16):
+    from ..models.segmenters import PROMPT_KINDS, Segmenter, get_segmenter
+
+    if isinstance(segmenter, Segmenter):
+        seg = segmenter
+    else:
+        options = {"cache_size": int(cache_size)}
+        if checkpoint is not None:
+            options["checkpoint"] = str(checkpoint)
+        if str(segmenter).lower() != "watershed":
+            options["device"] = device
+        seg = get_segmenter(segmenter, **options)
+    if prompt == "auto":
+        prompt = "box+points" if "box+points" in seg.prompts else "box"
+    if prompt not in PROMPT_KINDS or prompt not in seg.prompts:
+        raise MedgroundError(f"reward mask_dice: segmenter {seg.name!r} takes prompts {seg.prompts}, not {prompt!r}")
+    masks = _MaskCache()
+    reported: set = set()
+
+    def score(batch: Batch):
+        rewards: list[float | None] = [None] * len(batch)
+        comp = {"has_prompt": [], "mask_area_frac": []}
+        if "mask" not in batch.columns:
+            raise MedgroundError(f"reward {batch.name}: the dataset has no 'mask' column")
+        groups: OrderedDict = OrderedDict()  # image content key -> (state, completions)
+        states: dict = {}
+        for i in range(len(batch)):
+            gt_value = batch.column("mask", i)
+            if gt_value is None:
+                continue
+            image = batch.image(i)
+            if image is None:
+                raise MedgroundError(f"reward {batch.name} [{batch.sample_id(i)}]: no image column to segment")
+            parsed = batch.parsed[i]
+            box = batch.to_original([parsed.boxes[0]], i) if parsed.boxes and prompt != "points" else None
+            pts = _points_to_original(batch, parsed.points[0], i) if parsed.points and prompt != "box" else None
+            rewards[i] = 0.0
+            comp["has_prompt"].append(float(box is not None or pts is not None))
+            if box is None and pts is None:
+                continue
+            if id(image) not in states:
+                states[id(image)] = seg.embed(image)
+            state = states[id(image)]
+            groups.setdefault(state.key, (state, []))[1].append((i, box, pts, gt_value))
+        for state, items in groups.values():
+            todo = []
+            for i, box, pts, gt_value in items:
+                gt = masks.get(gt_value)
+                if gt.shape != (state.height, state.width):
+                    rewards[i] = None
+                    sid = batch.sample_id(i)
+                    if sid not in reported:
+                        reported.add(sid)
+                        warnings.warn(f"reward {batch.name} [{sid}]: mask {gt.shape[1]}x{gt.shape[0]} does not match "
+                                      f"the image {state.width}x{state.height}; sample skipped", stacklevel=2)
+                    continue
+                todo.append((i, box, pts, gt))
+            if not todo:
+                continue
+            if any(box is None for _, box, _, _ in todo):  # mixed prompts: one call per completion
+                preds = [_one(seg, state, box, pts) for _, box, pts, _ in todo]
+            else:
+                boxes = np.concatenate([box for _, box, _, _ in todo])
+                points = None if all(p is None for _, _, p, _ in todo) else [p for _, _, p, _ in todo]
+                preds = list(seg.segment(state, boxes, points))
+            for (i, _, _, gt), pred in zip(todo, preds):
+                rewards[i] = float(mask_dice(pred, gt)[0])
+                comp["mask_area_frac"].append(float(pred.mean()))
+        return rewards, comp
+
+    name = "mask_dice"
+    return Reward(name, score, frame=make_frame(frame, min_pixels, max_pixels))
+
+
+def _one(seg, state, box, pts) -> np.ndarray:
+    if box is None:
+        if "points" not in seg.prompts:
+            return np.zeros((state.height, state.width), dtype=bool)
+        return seg.segment(state, None, [pts])[0]
+    return seg.segment(state, box, None if pts is None else [pts])[0]
