@@ -181,6 +181,12 @@ class Batch:
         resized = Frame("fixed", width=int(original[0]), height=int(original[1]))
         return map_boxes(px, seen, src=PIXELS, dst=resized)
 
+    def points_to_original(self, points, i: int) -> np.ndarray:
+        """Predicted ``(x, y)`` points (policy frame) in original pixels, shape (N, 2):
+        the mapping of :meth:`to_original` (each point taken as a zero-size box)."""
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        return self.to_original(np.concatenate([pts, pts], axis=1), i)[:, :2]
+
     def frame_extent(self, i: int) -> tuple[float, float] | None:
         """``(w, h)`` of the image in the policy's frame (for in-frame checks)."""
         if self.frame.kind in ("norm1", "norm1000", "fixed"):

@@ -31,7 +31,6 @@ from collections import OrderedDict
 import numpy as np
 
 from ..errors import MedgroundError
-from ..geometry import PIXELS, Frame, map_points
 from ..metrics import mask_dice
 from .base import Batch, Reward, make_frame
 from .registry import register
@@ -46,22 +45,6 @@ _OPTIONS = {
     "max_pixels": "Qwen2.5-VL max_pixels for frame=qwen2.5-vl (default 12845056)",
     "cache_size": "images whose segmenter state is kept (default 16)",
 }
-
-
-def _points_to_original(batch: Batch, points, i: int) -> np.ndarray | None:
-    """Predicted key points (policy frame) in original pixels, like ``Batch.to_original``."""
-    if not points:
-        return None
-    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
-    if batch.frame.kind != "pixels":
-        seen = batch.image_size(i)
-        if seen is None:
-            return None
-        pts = map_points(pts, seen, src=batch.frame, dst=PIXELS)
-    seen, original = batch.image_size(i), batch.size(i)
-    if seen is not None and original is not None and tuple(seen) != tuple(original):
-        pts = map_points(pts, seen, src=PIXELS, dst=Frame("fixed", width=int(original[0]), height=int(original[1])))
-    return pts
 
 
 class _MaskCache:
@@ -124,7 +107,7 @@ def mask_dice_reward(segmenter="watershed", checkpoint=None, device="cpu", promp
                 raise MedgroundError(f"reward {batch.name} [{batch.sample_id(i)}]: no image column to segment")
             parsed = batch.parsed[i]
             box = batch.to_original([parsed.boxes[0]], i) if parsed.boxes and prompt != "points" else None
-            pts = _points_to_original(batch, parsed.points[0], i) if parsed.points and prompt != "box" else None
+            pts = batch.points_to_original(parsed.points[0], i) if parsed.points and prompt != "box" else None
             rewards[i] = 0.0
             comp["has_prompt"].append(float(box is not None or pts is not None))
             if box is None and pts is None:

@@ -43,7 +43,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from ..errors import MedgroundError
-from ..geometry import PIXELS, Frame, map_points
+from ..geometry import Frame
 from .base import Batch, Reward, make_frame
 from .registry import register
 
@@ -543,22 +543,6 @@ def parse_ground_truth(gt_bbox, gt_points, context: str = "") -> tuple[list[floa
 # --------------------------------------------------------------------------- TRL reward
 
 
-def _points_to_original(batch: Batch, points: list, i: int) -> list | None:
-    """Predicted points (policy frame) in original pixels, the way
-    :meth:`Batch.to_original` maps boxes; None when a size needed is unknown."""
-    if batch.frame.kind == "pixels":
-        px = map_points(points, (1, 1))
-    else:
-        seen = batch.image_size(i)
-        if seen is None:
-            return None
-        px = map_points(points, seen, src=batch.frame, dst=PIXELS)
-    seen, original = batch.image_size(i), batch.size(i)
-    if seen is not None and original is not None and tuple(seen) != tuple(original):
-        px = map_points(px, seen, src=PIXELS, dst=Frame("fixed", width=int(original[0]), height=int(original[1])))
-    return px.tolist()
-
-
 def _mappers(batch: Batch, i: int, context: str):
     """``(map_box, map_point)`` from the policy frame to original pixels for sample ``i``
     (``(None, None)`` when nothing needs mapping)."""
@@ -575,7 +559,7 @@ def _mappers(batch: Batch, i: int, context: str):
         return batch.to_original([box], i)[0].tolist()
 
     def map_point(point: list) -> list:
-        return _points_to_original(batch, [point], i)[0]
+        return batch.points_to_original([point], i)[0].tolist()
 
     return map_box, map_point
 
