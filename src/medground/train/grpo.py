@@ -1,0 +1,114 @@
+"""GRPO on TRL's ``GRPOTrainer`` with medground rewards chosen by name.
+
+Each :class:`~medground.train.config.RewardSpec` becomes
+``medground.rewards.get(name, **options)``; its weight goes to TRL's
+``reward_weights``.  Rewards that take a coordinate ``frame`` receive the policy's
+frame unless the spec sets one, so boxes answered in the resized Qwen2.5-VL frame are
+compared with the truth in original pixels.  Every TRL knob of
+:class:`~medground.train.config.GRPOOptions` is passed through unchanged (vLLM in
+colocate or server mode included).
+
+    from medground.train import load_config, GRPORunConfig, run_grpo
+    run_grpo(load_config(GRPORunConfig, "configs/demo_cpu.yaml"))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ..data.schema import read_jsonl
+from ..errors import MedgroundError
+from ..geometry import Frame
+from .callbacks import GroundingEvalCallback, PlotCallback
+from .common import (
+    ExactResumeMixin,
+    load_training_policy,
+    make_trl_config,
+    resolve_resume,
+    run_summary,
+    save_final,
+    write_run_config,
+)
+from .config import GRPORunConfig, RewardSpec, require
+
+
+def build_rewards(specs: list[RewardSpec], frame: Frame) -> tuple[list, list[float]]:
+    """Reward callables and weights from specs (the policy's frame filled in)."""
+    from .. import rewards
+
+    funcs, weights = [], []
+    for s in specs:
+        options = dict(s.options)
+        accepted = rewards.spec(s.name).options
+        if "frame" in accepted and "frame" not in options:
+            options["frame"] = frame.name
+            if frame.kind == "qwen2.5-vl":
+                if "min_pixels" in accepted:
+                    options.setdefault("min_pixels", frame.min_pixels)
+                if "max_pixels" in accepted:
+                    options.setdefault("max_pixels", frame.max_pixels)
+        funcs.append(rewards.get(s.name, **options))
+        weights.append(float(s.weight))
+    return funcs, weights
+
+
+def _trainer_class():
+    from trl import GRPOTrainer
+
+    class MedgroundGRPOTrainer(ExactResumeMixin, GRPOTrainer):
+        """``GRPOTrainer`` whose resume reloads Qwen2.5-VL weights exactly."""
+
+    return MedgroundGRPOTrainer
+
+
+def grpo_trl_options(cfg: GRPORunConfig, weights: list[float]) -> dict:
+    g = dataclasses.asdict(cfg.grpo)
+    if not g.get("generation_batch_size"):
+        g.pop("generation_batch_size")
+    if g["vllm_mode"] not in ("colocate", "server"):
+        raise MedgroundError(f"grpo.vllm_mode must be colocate or server, got {g['vllm_mode']!r}")
+    if cfg.grpo.use_vllm:
+        try:
+            import vllm  # noqa: F401
+        except ImportError:
+            raise MedgroundError("grpo.use_vllm needs vLLM: pip install 'medground[vllm]'") from None
+    return {**g, "reward_weights": weights}
+
+
+def build_grpo_trainer(cfg: GRPORunConfig):
+    """``(trainer, processor, frame, eval_callback)`` ready to ``train()``."""
+    from trl import GRPOConfig
+
+    from ..data.trl_dataset import grpo_dataset
+    from ..templates import get_template
+
+    require(cfg)
+    template = get_template(cfg.data.template)
+    model, processor, frame = load_training_policy(cfg)
+    reward_funcs, weights = build_rewards(cfg.rewards, frame)
+    dataset = grpo_dataset(read_jsonl(cfg.data.train), template, frame, limit=cfg.data.max_train_samples)
+    args = make_trl_config(GRPOConfig, cfg.train, **grpo_trl_options(cfg, weights))
+    callbacks = [PlotCallback(cfg.train.output_dir)]
+    evaluator = None
+    if cfg.eval.every_steps and cfg.data.val:
+        evaluator = GroundingEvalCallback(read_jsonl(cfg.data.val), processor, frame, template, cfg.eval,
+                                          cfg.train.output_dir)
+        callbacks.append(evaluator)
+    try:
+        trainer = _trainer_class()(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
+                                   processing_class=processor, callbacks=callbacks)
+    except ValueError as exc:  # TRL's own checks (batch size vs num_generations, ...)
+        raise MedgroundError(f"GRPO configuration: {exc}") from None
+    if evaluator is not None:
+        evaluator.attach(trainer)
+    return trainer, processor, frame, evaluator
+
+
+def run_grpo(cfg: GRPORunConfig) -> dict:
+    """Train, save ``OUTPUT/final`` and return a summary (see :func:`run_summary`)."""
+    trainer, processor, frame, _ = build_grpo_trainer(cfg)
+    write_run_config(cfg)
+    trainer.train(resume_from_checkpoint=resolve_resume(cfg.train))
+    final = save_final(trainer, processor, frame, cfg.data.template, cfg)
+    return run_summary(trainer, Path(final), cfg)

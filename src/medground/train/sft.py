@@ -1,0 +1,83 @@
+"""Supervised warm start on TRL's ``SFTTrainer``.
+
+Teacher completions are written from the ground truth by the chosen template
+(:func:`medground.data.trl_dataset.sft_dataset`; Chain-of-Box cites the other regions
+of the image with their boxes), coordinates in the policy's frame.  The loss covers
+the completion only (``completion_only_loss``).  Resume, the validation grounding
+evaluation and the plot are the same as for GRPO.
+
+    from medground.train import load_config, SFTRunConfig, run_sft
+    run_sft(load_config(SFTRunConfig, "configs/demo_sft.yaml", ["--train.max_steps", "50"]))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..data.schema import read_jsonl
+from ..errors import MedgroundError
+from .callbacks import GroundingEvalCallback, PlotCallback
+from .common import (
+    ExactResumeMixin,
+    load_training_policy,
+    make_trl_config,
+    resolve_resume,
+    run_summary,
+    save_final,
+    write_run_config,
+)
+from .config import SFTRunConfig, require
+
+
+def _trainer_class():
+    from trl import SFTTrainer
+
+    class MedgroundSFTTrainer(ExactResumeMixin, SFTTrainer):
+        """``SFTTrainer`` whose resume reloads Qwen2.5-VL weights exactly."""
+
+    return MedgroundSFTTrainer
+
+
+def build_sft_trainer(cfg: SFTRunConfig):
+    """``(trainer, processor, frame, eval_callback)`` ready to ``train()``."""
+    from trl import SFTConfig
+
+    from ..data.trl_dataset import sft_dataset
+    from ..templates import get_template
+
+    require(cfg)
+    template = get_template(cfg.data.template)
+    model, processor, frame = load_training_policy(cfg)
+    train_samples = read_jsonl(cfg.data.train)
+    dataset = sft_dataset(train_samples, template, frame, limit=cfg.data.max_train_samples, think=cfg.sft.think)
+    args = make_trl_config(
+        SFTConfig, cfg.train, max_length=cfg.sft.max_length, completion_only_loss=cfg.sft.completion_only_loss,
+    )
+    callbacks = [PlotCallback(cfg.train.output_dir)]
+    evaluator = None
+    if cfg.eval.every_steps and cfg.data.val:
+        evaluator = GroundingEvalCallback(read_jsonl(cfg.data.val), processor, frame, template, cfg.eval,
+                                          cfg.train.output_dir)
+        callbacks.append(evaluator)
+    trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=processor,
+                               callbacks=callbacks)
+    if evaluator is not None:
+        evaluator.attach(trainer)
+    return trainer, processor, frame, evaluator
+
+
+def run_sft(cfg: SFTRunConfig) -> dict:
+    """Train, save ``OUTPUT/final`` (model, processor, ``medground.json``) and return a summary."""
+    trainer, processor, frame, _ = build_sft_trainer(cfg)
+    write_run_config(cfg)
+    resume = resolve_resume(cfg.train)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt:
+        raise
+    except (ValueError, RuntimeError) as exc:
+        if "checkpoint" in str(exc).lower():
+            raise MedgroundError(f"cannot resume from {resume}: {exc}") from None
+        raise
+    final = save_final(trainer, processor, frame, cfg.data.template, cfg)
+    return run_summary(trainer, Path(final), cfg)

@@ -1,0 +1,94 @@
+"""`medground demo`, shortened: the whole pipeline end to end on a CPU, its report, and resume."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from medground.cli import main
+from medground.demo import load_demo_config, run_demo
+
+SHORT = [
+    "--images", "16", "--size", "64", "--overlays", "2", "--bootstrap", "20",
+    "--tiny", "{hidden_size: 64, intermediate_size: 128, num_hidden_layers: 1, vision_hidden_size: 32, "
+              "vision_intermediate_size: 64, vision_depth: 1}",
+    "--semantic_fit", "{epochs: 1, layers: 1, hidden_size: 32, projection_dim: 32, image_size: 32, batch_size: 32}",
+    "--sft.train.max_steps", "6", "--sft.eval.every_steps", "3", "--sft.eval.max_samples", "4",
+    "--grpo.train.max_steps", "2", "--grpo.train.per_device_train_batch_size", "4",
+    "--grpo.grpo.num_generations", "4", "--grpo.eval.every_steps", "2", "--grpo.eval.max_samples", "4",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_short_demo_end_to_end_and_resume(tmp_path, capsys):
+    out = tmp_path / "demo"
+    with pytest.raises(SystemExit) as done:
+        main(["demo", "--out", str(out), *SHORT])
+    assert done.value.code in (0, None)
+    report = json.loads((out / "report.json").read_text())
+    assert {"sft", "grpo", "config", "seconds", "peak_rss_mb"} <= set(report)
+    for name in ("sft", "grpo"):
+        m = report[name]
+        assert m["n"] > 0 and 0 <= m["acc@0.5"] <= 100 and 0 <= m["miou"] <= 100
+        assert set(m["per_category"]) <= {"nodule", "mass", "consolidation", "effusion", "pneumothorax", "cardiomegaly"}
+    assert report["config"]["semantic"] is True and report["config"]["images"] == 16
+    assert report["peak_rss_mb"] > 0 and report["seconds"] > 0
+    # GRPO really used the three rewards, the semantic one with the fitted encoder
+    grpo_cfg = (out / "grpo" / "config.yaml").read_text()
+    assert "name: semantic" in grpo_cfg and str(out / "encoder") in grpo_cfg
+    assert (out / "encoder" / "fit_report.json").exists()
+    state = json.loads((out / "grpo" / "trainer_state.json").read_text())
+    assert any("rewards/semantic/mean" in h for h in state["log_history"])
+    # learning curve recorded during both trainings
+    assert [p["step"] for p in report["curves"]["sft"]] == [0, 3, 6]
+    assert [p["step"] for p in report["curves"]["grpo"]] == [0, 2]
+    md = (out / "report.md").read_text()
+    assert "SFT warm start" in md and "SFT + GRPO" in md and "Acc@0.5" in md
+    for png in ("sft_curves.png", "grpo_curves.png"):
+        assert (out / png).stat().st_size > 0
+    assert len(list((out / "overlays").glob("*.png"))) == 4  # 2 test images x (SFT, GRPO)
+    # same predictions as the report says: recomputed from the prediction files
+    preds = [json.loads(x) for x in (out / "predictions_grpo.jsonl").read_text().splitlines()]
+    assert len(preds) == report["grpo"]["n"]
+
+    # rerun: every stage is found complete and skipped, the metrics are the same
+    sft_mtime = (out / "sft" / "final" / "model.safetensors").stat().st_mtime
+    again = run_demo(out, load_demo_config(None, SHORT))
+    assert (out / "sft" / "final" / "model.safetensors").stat().st_mtime == sft_mtime
+    assert again["sft"]["acc@0.5"] == report["sft"]["acc@0.5"]
+    assert again["grpo"]["miou"] == report["grpo"]["miou"]
+
+    # new GRPO weights (e.g. retrained for more steps): stale predictions are not reused
+    import os
+
+    weights = out / "grpo" / "final" / "model.safetensors"
+    os.utime(weights, (weights.stat().st_atime, weights.stat().st_mtime + 10))
+    before = (out / "predictions_grpo.jsonl").stat().st_mtime_ns
+    run_demo(out, load_demo_config(None, SHORT))
+    assert (out / "predictions_grpo.jsonl").stat().st_mtime_ns != before
+    assert (out / "predictions_sft.jsonl").exists()
+
+
+def test_demo_bad_override_is_one_clear_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--out", str(tmp_path / "x"), "--imagez", "3"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown demo field 'imagez'" in err and "Traceback" not in err
+
+
+def test_demo_recipe_is_the_shipped_config():
+    cfg = load_demo_config()
+    assert cfg.semantic and cfg.template == "r1"
+    names = [r["name"] for r in cfg.grpo["rewards"]]
+    assert "format" in names and "iou" in names
