@@ -65,7 +65,7 @@ def load_demo_config(path=None, overrides: list[str] | None = None) -> DemoConfi
 
     data: dict = {}
     if path is None:
-        default = Path(__file__).resolve().parents[2] / "configs" / "demo_cpu.yaml"
+        default = Path(__file__).resolve().parent / "configs" / "demo_cpu.yaml"
         path = default if default.exists() else None
     if path is not None:
         from .train.config import load_yaml

@@ -9,7 +9,7 @@ compared with the truth in original pixels.  Every TRL knob of
 colocate or server mode included).
 
     from medground.train import load_config, GRPORunConfig, run_grpo
-    run_grpo(load_config(GRPORunConfig, "configs/demo_cpu.yaml"))
+    run_grpo(load_config(GRPORunConfig, "configs/medground_r1_mscxr_3b.yaml"))
 """
 
 from __future__ import annotations

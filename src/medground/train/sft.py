@@ -7,7 +7,7 @@ the completion only (``completion_only_loss``).  Resume, the validation groundin
 evaluation and the plot are the same as for GRPO.
 
     from medground.train import load_config, SFTRunConfig, run_sft
-    run_sft(load_config(SFTRunConfig, "configs/demo_sft.yaml", ["--train.max_steps", "50"]))
+    run_sft(load_config(SFTRunConfig, "configs/medground_r1_mscxr_3b_sft.yaml", ["--train.max_steps", "50"]))
 """
 
 from __future__ import annotations
