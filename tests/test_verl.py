@@ -1,7 +1,6 @@
 """The verl adapter: MedReasoner's keys and values, modes, loading the way verl does."""
 
 import importlib.util
-import io
 import json
 import math
 import sys

@@ -25,13 +25,9 @@ truth in the frame the policy answers in — verl's reward sees no image size.
 
 from __future__ import annotations
 
-import io
 import json
-import os
-from pathlib import Path
 
 from medground.errors import MedgroundError
-from medground.geometry import PIXELS, Frame, map_boxes, map_points
 from medground.rewards.medreasoner import MODES, medreasoner_score, parse_ground_truth
 
 __all__ = ["compute_score", "parse_verl_ground_truth"]
