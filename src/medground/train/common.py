@@ -178,3 +178,38 @@ def run_summary(trainer, final: Path, cfg) -> dict:
 
 def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
+
+
+def make_trainer(trainer_cls, cfg, model, processor, frame, template, **trainer_kwargs):
+    """``(trainer, eval_callback)``: ``trainer_cls`` with the plot callback and, when
+    ``cfg.eval.every_steps`` and a validation file are set, the greedy grounding evaluation."""
+    from ..data.schema import read_jsonl
+    from .callbacks import GroundingEvalCallback, PlotCallback
+
+    callbacks = [PlotCallback(cfg.train.output_dir)]
+    evaluator = None
+    if cfg.eval.every_steps and cfg.data.val:
+        evaluator = GroundingEvalCallback(read_jsonl(cfg.data.val), processor, frame, template, cfg.eval,
+                                          cfg.train.output_dir)
+        callbacks.append(evaluator)
+    trainer = trainer_cls(model=model, processing_class=processor, callbacks=callbacks, **trainer_kwargs)
+    if evaluator is not None:
+        evaluator.attach(trainer)
+    return trainer, evaluator
+
+
+def train_and_save(trainer, processor, frame, cfg) -> dict:
+    """Train (resuming per ``cfg.train.resume``), save ``OUTPUT/final`` (model, processor,
+    ``medground.json``) and return :func:`run_summary`; a checkpoint that cannot be resumed
+    is reported as a :class:`MedgroundError`."""
+    write_run_config(cfg)
+    resume = resolve_resume(cfg.train)
+    try:
+        trainer.train(resume_from_checkpoint=resume)
+    except (ValueError, RuntimeError) as exc:
+        if resume and "checkpoint" in str(exc).lower():
+            raise MedgroundError(f"cannot resume from {resume}: {exc}") from None
+        raise
+    final = save_final(trainer, processor, frame, cfg.data.template, cfg)
+    return run_summary(trainer, Path(final), cfg)
+

@@ -15,21 +15,11 @@ colocate or server mode included).
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from ..data.schema import read_jsonl
 from ..errors import MedgroundError
 from ..geometry import Frame
-from .callbacks import GroundingEvalCallback, PlotCallback
-from .common import (
-    ExactResumeMixin,
-    load_training_policy,
-    make_trl_config,
-    resolve_resume,
-    run_summary,
-    save_final,
-    write_run_config,
-)
+from .common import ExactResumeMixin, load_training_policy, make_trainer, make_trl_config, train_and_save
 from .config import GRPORunConfig, RewardSpec, require
 
 
@@ -89,26 +79,15 @@ def build_grpo_trainer(cfg: GRPORunConfig):
     reward_funcs, weights = build_rewards(cfg.rewards, frame)
     dataset = grpo_dataset(read_jsonl(cfg.data.train), template, frame, limit=cfg.data.max_train_samples)
     args = make_trl_config(GRPOConfig, cfg.train, **grpo_trl_options(cfg, weights))
-    callbacks = [PlotCallback(cfg.train.output_dir)]
-    evaluator = None
-    if cfg.eval.every_steps and cfg.data.val:
-        evaluator = GroundingEvalCallback(read_jsonl(cfg.data.val), processor, frame, template, cfg.eval,
-                                          cfg.train.output_dir)
-        callbacks.append(evaluator)
     try:
-        trainer = _trainer_class()(model=model, reward_funcs=reward_funcs, args=args, train_dataset=dataset,
-                                   processing_class=processor, callbacks=callbacks)
+        trainer, evaluator = make_trainer(_trainer_class(), cfg, model, processor, frame, template,
+                                          reward_funcs=reward_funcs, args=args, train_dataset=dataset)
     except ValueError as exc:  # TRL's own checks (batch size vs num_generations, ...)
         raise MedgroundError(f"GRPO configuration: {exc}") from None
-    if evaluator is not None:
-        evaluator.attach(trainer)
     return trainer, processor, frame, evaluator
 
 
 def run_grpo(cfg: GRPORunConfig) -> dict:
     """Train, save ``OUTPUT/final`` and return a summary (see :func:`run_summary`)."""
     trainer, processor, frame, _ = build_grpo_trainer(cfg)
-    write_run_config(cfg)
-    trainer.train(resume_from_checkpoint=resolve_resume(cfg.train))
-    final = save_final(trainer, processor, frame, cfg.data.template, cfg)
-    return run_summary(trainer, Path(final), cfg)
+    return train_and_save(trainer, processor, frame, cfg)

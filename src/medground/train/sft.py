@@ -12,20 +12,8 @@ evaluation and the plot are the same as for GRPO.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..data.schema import read_jsonl
-from ..errors import MedgroundError
-from .callbacks import GroundingEvalCallback, PlotCallback
-from .common import (
-    ExactResumeMixin,
-    load_training_policy,
-    make_trl_config,
-    resolve_resume,
-    run_summary,
-    save_final,
-    write_run_config,
-)
+from .common import ExactResumeMixin, load_training_policy, make_trainer, make_trl_config, train_and_save
 from .config import SFTRunConfig, require
 
 
@@ -53,31 +41,12 @@ def build_sft_trainer(cfg: SFTRunConfig):
     args = make_trl_config(
         SFTConfig, cfg.train, max_length=cfg.sft.max_length, completion_only_loss=cfg.sft.completion_only_loss,
     )
-    callbacks = [PlotCallback(cfg.train.output_dir)]
-    evaluator = None
-    if cfg.eval.every_steps and cfg.data.val:
-        evaluator = GroundingEvalCallback(read_jsonl(cfg.data.val), processor, frame, template, cfg.eval,
-                                          cfg.train.output_dir)
-        callbacks.append(evaluator)
-    trainer = _trainer_class()(model=model, args=args, train_dataset=dataset, processing_class=processor,
-                               callbacks=callbacks)
-    if evaluator is not None:
-        evaluator.attach(trainer)
+    trainer, evaluator = make_trainer(_trainer_class(), cfg, model, processor, frame, template, args=args,
+                                      train_dataset=dataset)
     return trainer, processor, frame, evaluator
 
 
 def run_sft(cfg: SFTRunConfig) -> dict:
     """Train, save ``OUTPUT/final`` (model, processor, ``medground.json``) and return a summary."""
     trainer, processor, frame, _ = build_sft_trainer(cfg)
-    write_run_config(cfg)
-    resume = resolve_resume(cfg.train)
-    try:
-        trainer.train(resume_from_checkpoint=resume)
-    except KeyboardInterrupt:
-        raise
-    except (ValueError, RuntimeError) as exc:
-        if "checkpoint" in str(exc).lower():
-            raise MedgroundError(f"cannot resume from {resume}: {exc}") from None
-        raise
-    final = save_final(trainer, processor, frame, cfg.data.template, cfg)
-    return run_summary(trainer, Path(final), cfg)
+    return train_and_save(trainer, processor, frame, cfg)
