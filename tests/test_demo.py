@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from medground.cli import main
-from medground.demo import load_demo_config, run_demo
+from medground.demo import load_demo_config, run_demo, set_cpu_threads
 
 SHORT = [
-    "--images", "16", "--size", "64", "--overlays", "2", "--bootstrap", "20",
+    "--threads", "1", "--images", "16", "--size", "64", "--overlays", "2", "--bootstrap", "20",
     "--tiny", "{hidden_size: 64, intermediate_size: 128, num_hidden_layers: 1, vision_hidden_size: 32, "
               "vision_intermediate_size: 64, vision_depth: 1}",
     "--semantic_fit", "{epochs: 1, layers: 1, hidden_size: 32, projection_dim: 32, image_size: 32, batch_size: 32}",
@@ -27,6 +27,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def test_threads_zero_means_every_usable_core():
+    import os
+
+    assert load_demo_config().threads == 0  # the recipe uses the whole machine
+    try:
+        assert set_cpu_threads(0) == len(os.sched_getaffinity(0)) == torch.get_num_threads()
+        assert set_cpu_threads(1) == 1 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(1)
 
 
 @pytest.mark.slow
@@ -47,6 +58,16 @@ def test_short_demo_end_to_end_and_resume(tmp_path, capsys):
     grpo_cfg = (out / "grpo" / "config.yaml").read_text()
     assert "name: semantic" in grpo_cfg and str(out / "encoder") in grpo_cfg
     assert (out / "encoder" / "fit_report.json").exists()
+    # the recipe's warm start sees only the explicit queries; GRPO and the test split have both kinds
+    from medground.data.schema import read_jsonl
+
+    sft_cfg = (out / "sft" / "config.yaml").read_text()
+    assert "train_sft.jsonl" in sft_cfg and "train_sft.jsonl" not in grpo_cfg
+    assert {s.meta["task"] for s in read_jsonl(out / "subset" / "train_sft.jsonl")} == {"explicit"}
+    assert {s.meta["task"] for s in read_jsonl(out / "subset" / "train.jsonl")} == {"explicit", "implicit"}
+    tasks = report["sft"]["per_task"]
+    assert sum(t["n"] for t in tasks.values()) == report["sft"]["n"] and "explicit" in tasks
+    assert "| query type |" in (out / "report.md").read_text()
     state = json.loads((out / "grpo" / "trainer_state.json").read_text())
     assert any("rewards/semantic/mean" in h for h in state["log_history"])
     # learning curve recorded during both trainings
@@ -89,6 +110,6 @@ def test_demo_bad_override_is_one_clear_line(tmp_path, capsys):
 
 def test_demo_recipe_is_the_shipped_config():
     cfg = load_demo_config()
-    assert cfg.semantic and cfg.template == "r1"
+    assert cfg.semantic and cfg.template == "r1" and cfg.sft_tasks == ["explicit"]
     names = [r["name"] for r in cfg.grpo["rewards"]]
     assert "format" in names and "iou" in names
