@@ -32,13 +32,7 @@ TINY = TinyConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=1, vi
 CPU = {"use_cpu": True, "bf16": False, "report_to": ["tensorboard"], "logging_steps": 1}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # the tiny model is faster on one thread, and far faster when other jobs share the cores
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
