@@ -63,6 +63,9 @@ def test_short_demo_end_to_end_and_resume(tmp_path, capsys):
     tasks = report["sft"]["per_task"]
     assert sum(t["n"] for t in tasks.values()) == report["sft"]["n"] and "explicit" in tasks
     assert "| query type |" in (out / "report.md").read_text()
+    # the recipe's left-out targets: absent from every split, disclosed in the report
+    assert not set(report["config"]["exclude_categories"]) & set(report["sft"]["per_category"])
+    assert "Targets left out of every split" in (out / "report.md").read_text()
     state = json.loads((out / "grpo" / "trainer_state.json").read_text())
     assert any("rewards/semantic/mean" in h for h in state["log_history"])
     # learning curve recorded during both trainings

@@ -389,6 +389,10 @@ def format_markdown(r: dict) -> str:
     if sft_tasks:
         lines += [f"The SFT warm start saw only the {' and '.join(sft_tasks)} queries of the training split; "
                   "GRPO saw all of them (rewarded on the box alone).", ""]
+    excluded = r["config"].get("exclude_categories")
+    if excluded:
+        lines += [f"Targets left out of every split (still drawn in the images as distractors): {', '.join(excluded)} "
+                  "(`exclude_categories`).", ""]
     for group, title in (("per_task", "query type"), ("per_category", "category")):
         names = sorted(set(s.get(group, {})) | set(g.get(group, {})))
         if names:
