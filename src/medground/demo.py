@@ -308,12 +308,10 @@ def evaluate_model(cfg: DemoConfig, model: Path, data: Path, out: Path, name: st
 def per_task(rows: list[dict], test: Path, *, bootstrap: int, seed: int) -> dict:
     """Metrics of the per-sample ``rows`` grouped by query type (``meta.task`` of the test samples)."""
     from .data.schema import read_jsonl
-    from .evaluate.report import group_rows, summarize
+    from .evaluate.report import group_summaries
 
     task = {s.id: (s.meta or {}).get("task") for s in read_jsonl(test)}
-    rows = [{**r, "task": task.get(r["id"])} for r in rows]
-    return {name: summarize(members, resamples=bootstrap, seed=seed)
-            for name, members in group_rows(rows, "task").items()}
+    return group_summaries([{**r, "task": task.get(r["id"])} for r in rows], "task", resamples=bootstrap, seed=seed)
 
 
 def _val_curve(run: Path) -> list[dict]:

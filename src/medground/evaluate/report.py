@@ -41,12 +41,17 @@ def build_report(rows: list[dict], *, resamples: int = 1000, seed: int = 0, thre
     """Overall summary plus ``per_category`` and ``per_supercategory`` summaries."""
     report = summarize(rows, resamples=resamples, seed=seed, thresholds=thresholds)
     for key, out in (("category", "per_category"), ("supercategory", "per_supercategory")):
-        groups = group_rows(rows, key)
-        report[out] = {
-            name: summarize(members, resamples=resamples, seed=_group_seed(seed, key, k), thresholds=thresholds)
-            for k, (name, members) in enumerate(groups.items())
-        }
+        report[out] = group_summaries(rows, key, resamples=resamples, seed=seed, thresholds=thresholds)
     return report
+
+
+def group_summaries(rows: list[dict], key: str, *, resamples: int = 1000, seed: int = 0,
+                    thresholds=THRESHOLDS) -> dict[str, dict]:
+    """:func:`summarize` of each group of :func:`group_rows` (its own bootstrap stream per group)."""
+    return {
+        name: summarize(members, resamples=resamples, seed=_group_seed(seed, key, k), thresholds=thresholds)
+        for k, (name, members) in enumerate(group_rows(rows, key).items())
+    }
 
 
 def summarize(rows: list[dict], *, resamples: int = 1000, seed: int = 0, thresholds=THRESHOLDS) -> dict:
