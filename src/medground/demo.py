@@ -173,9 +173,9 @@ def select_categories(cfg: DemoConfig, data: Path, out: Path) -> Path:
         return data
     from .data.schema import read_jsonl, write_jsonl
 
-    sub = out / "subset"
+    sub, excluded = out / "subset", set(cfg.exclude_categories)
     for split in ("train", "val", "test"):
-        kept = [s for s in read_jsonl(data / f"{split}.jsonl") if s.category not in set(cfg.exclude_categories)]
+        kept = [s for s in read_jsonl(data / f"{split}.jsonl") if s.category not in excluded]
         if not kept:
             raise MedgroundError(f"demo: excluding {cfg.exclude_categories} leaves no {split} sample")
         write_jsonl(kept, sub / f"{split}.jsonl")
@@ -247,7 +247,8 @@ def sft_train_file(cfg: DemoConfig, data: Path) -> Path:
     written to ``data/train_sft.jsonl``: the warm start sees only these, GRPO sees all."""
     from .data.schema import read_jsonl, write_jsonl
 
-    kept = [s for s in read_jsonl(data / "train.jsonl") if (s.meta or {}).get("task") in set(cfg.sft_tasks)]
+    tasks = set(cfg.sft_tasks)
+    kept = [s for s in read_jsonl(data / "train.jsonl") if (s.meta or {}).get("task") in tasks]
     if not kept:
         raise MedgroundError(f"demo: no training sample has a query type in sft_tasks={cfg.sft_tasks}")
     path = data / "train_sft.jsonl"
