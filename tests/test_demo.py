@@ -62,16 +62,16 @@ def test_short_demo_end_to_end_and_resume(tmp_path, capsys):
     assert {s.meta["task"] for s in read_jsonl(out / "subset" / "train.jsonl")} == {"explicit", "implicit"}
     tasks = report["sft"]["per_task"]
     assert sum(t["n"] for t in tasks.values()) == report["sft"]["n"] and "explicit" in tasks
-    assert "| query type |" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "| query type |" in md
     # the recipe's left-out targets: absent from every split, disclosed in the report
     assert not set(report["config"]["exclude_categories"]) & set(report["sft"]["per_category"])
-    assert "Targets left out of every split" in (out / "report.md").read_text()
+    assert "Targets left out of every split" in md
     state = json.loads((out / "grpo" / "trainer_state.json").read_text())
     assert any("rewards/semantic/mean" in h for h in state["log_history"])
     # learning curve recorded during both trainings
     assert [p["step"] for p in report["curves"]["sft"]] == [0, 3, 6]
     assert [p["step"] for p in report["curves"]["grpo"]] == [0, 2]
-    md = (out / "report.md").read_text()
     assert "SFT warm start" in md and "SFT + GRPO" in md and "Acc@0.5" in md
     for png in ("sft_curves.png", "grpo_curves.png"):
         assert (out / png).stat().st_size > 0

@@ -61,7 +61,7 @@ def test_policy_overrides(tiny_dir):
     assert q.frame.max_pixels == 112 * 112 and q.frame.size(256, 256) == (112.0, 112.0)
 
 
-def test_lora_adapter_directory_loads_merged_onto_its_base(tiny_dir, tmp_path):
+def test_lora_adapter_directory_loads_merged_onto_its_base(tiny_dir, policy, tmp_path):
     """A LoRA run saves only the adapter; load_policy finds the base and merges it."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -82,9 +82,9 @@ def test_lora_adapter_directory_loads_merged_onto_its_base(tiny_dir, tmp_path):
     with torch.no_grad():
         want = net.eval()(input_ids=ids).logits
         got = loaded.model(input_ids=ids).logits
-        base = load_policy(tiny_dir, device="cpu").model(input_ids=ids).logits
+        base = policy.model(input_ids=ids).logits  # the base checkpoint, loaded alone
     assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, base, atol=1e-3)
-    assert loaded.frame == load_policy(tiny_dir).frame  # processor taken from the base checkpoint
+    assert loaded.frame == policy.frame  # processor taken from the base checkpoint
     assert not any("lora" in n for n, _ in loaded.model.named_parameters())
 
 
