@@ -32,7 +32,7 @@ import torch
 
 from ..data.schema import read_jsonl
 from ..errors import MedgroundError
-from ..rewards.semantic import crop_regions
+from ..crops import crop_regions
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 
