@@ -12,8 +12,8 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from medground import rewards  # noqa: E402
-from medground.errors import MedgroundError  # noqa: E402
 from medground.crops import crop_regions  # noqa: E402
+from medground.errors import MedgroundError  # noqa: E402
 
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255)}
 

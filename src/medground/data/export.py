@@ -84,8 +84,7 @@ def key_points(s: Sample) -> tuple[list[list[float]], str]:
     if s.points:
         return [list(map(float, p)) for p in s.points], "sample"
     if s.mask:
-        from .converters.base import mask_key_points
-        from .masks import load_mask
+        from .masks import load_mask, mask_key_points
 
         try:
             pts = mask_key_points(load_mask(s.mask))

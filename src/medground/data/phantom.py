@@ -40,6 +40,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import MedgroundError
+from .masks import mask_box
 from .schema import Sample, write_jsonl
 
 CATEGORIES = ("nodule", "mass", "consolidation", "effusion", "pneumothorax", "cardiomegaly")
@@ -171,14 +172,6 @@ def principal_axis_points(mask: np.ndarray) -> list[list[float]]:
     i2 = np.lexsort((perp, -proj))[0]
     p1, p2 = pts[i1], pts[i2]
     return [[round(float(p1[0]), 2), round(float(p1[1]), 2)], [round(float(p2[0]), 2), round(float(p2[1]), 2)]]
-
-
-def mask_box(mask: np.ndarray) -> list[float]:
-    """Tight ``xyxy`` box of a mask in pixel-edge coordinates."""
-    ys, xs = np.nonzero(mask)
-    if xs.size == 0:
-        raise ValueError("empty mask has no box")
-    return [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
 
 
 # ---------------------------------------------------------------- anatomy

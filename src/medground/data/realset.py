@@ -190,7 +190,8 @@ SOURCE_BUILDERS = {"mni152": mni152_scenes, "ct": ct_scenes, "retina": retina_sc
 
 
 def _target_sample(scene: Scene, t: Target, image_rel: str, mask_rel: str) -> Sample:
-    from .phantom import mask_box, principal_axis_points
+    from .masks import mask_box
+    from .phantom import principal_axis_points
 
     H, W = scene.image.shape[:2]
     return Sample(

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..crops import crop_regions
 from ..data.schema import read_jsonl
 from ..errors import MedgroundError
-from ..crops import crop_regions
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 

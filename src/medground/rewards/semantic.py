@@ -21,15 +21,13 @@ was trained with (its ``fit_report.json``), else 0.0 (the paper's plain crop).  
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import MedgroundError
 from ..crops import crop_rects
-from ..geometry import as_boxes
+from ..errors import MedgroundError
 from .base import Batch, Guards, Reward
 from .grounding import FRAME_OPTIONS, _frame, _guards
 from .registry import register

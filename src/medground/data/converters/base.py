@@ -406,44 +406,6 @@ def run(
 # ----------------------------------------------------------------------------- shared helpers
 
 
-def mask_box(mask) -> list[float] | None:
-    """Tight ``xyxy`` box of a boolean (H, W) mask in pixel-edge coordinates
-    (``x2 = last column + 1``); None for an empty mask.
-
-    >>> m = np.zeros((5, 6), bool); m[1:3, 2:5] = True
-    >>> mask_box(m)
-    [2.0, 1.0, 5.0, 3.0]
-    """
-    m = np.asarray(mask, dtype=bool)
-    if not m.any():
-        return None
-    rows = np.flatnonzero(m.any(axis=1))
-    cols = np.flatnonzero(m.any(axis=0))
-    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
-
-
-def mask_key_points(mask) -> list[list[float]] | None:
-    """Two distinct key points inside a mask (pixel centres, ``[[x, y], [x, y]]``).
-
-    The first is the most interior pixel (maximum of the distance transform); the
-    second the pixel, among those at least half as deep, farthest from the first —
-    so the pair spans the region.  A one-pixel mask gives the same point twice.
-    """
-    from scipy import ndimage
-
-    m = np.asarray(mask, dtype=bool)
-    if not m.any():
-        return None
-    dist = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
-    r1, c1 = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    deep = dist >= max(dist.max() / 2.0, 1.0)
-    rr, cc = np.nonzero(deep)
-    d2 = (rr - r1) ** 2 + (cc - c1) ** 2
-    k = int(np.argmax(d2))
-    r2, c2 = rr[k], cc[k]
-    return [[float(c1) + 0.5, float(r1) + 0.5], [float(c2) + 0.5, float(r2) + 0.5]]
-
-
 def split_from_name(path: Path) -> str | None:
     """``train`` / ``val`` / ``test`` from a file name (``MS_CXR_val.pth``, ``test-0000.parquet``)."""
     name = path.name.lower()

@@ -29,8 +29,9 @@ import numpy as np
 from PIL import Image
 
 from ...errors import MedgroundError
+from ..masks import mask_box, mask_key_points
 from ..schema import Sample
-from .base import Context, Option, mask_box, mask_key_points, read_csv_rows, register, split_from_name
+from .base import Context, Option, read_csv_rows, register, split_from_name
 
 REQUIRED = ("Image", "Mask", "Mask_ID", "Text", "Question_Type", "Question", "Answer")
 
