@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -95,3 +97,90 @@ def test_odd_objects(obj):
 def test_pathological_length_is_bounded():
     text = "<answer>" + "[" * 50_000 + "</answer>"
     assert parse_completion(text).boxes == []
+
+
+# --------------------------------------------------------------------------- linear time on hostile input
+# The same parser runs inside every GRPO reward on text a policy generates, and in `evaluate` on
+# files someone sent: it must stay linear.  "[" + 20 000 digits once took 104 s (regex backtracking).
+# The budget is generous on purpose (0.5 s per call, on a 1 MB input too); the actual figures are in
+# benchmarks/bench_parsing.py.
+
+import time  # noqa: E402
+
+from medground.parsing import MAX_SCAN_CHARS, bracket_spans, extract_boxes  # noqa: E402
+
+BUDGET_S = 0.5
+HOSTILE = {
+    "digit run": ("[", "1"),
+    "digit run in parentheses": ("(", "9"),
+    "open brackets": ("", "["),
+    "open braces": ("", "{"),
+    "balanced nesting": ("", "[]"),  # repeated as "[[[...]]]" below
+    "think tags": ("", "<think>"),
+    "answer tags": ("", "<answer>"),
+    "partial boxes": ("", "[1, 2, 3, "),
+    "partial floats": ("", "(1.5e3, -2., .5, "),
+    "apostrophes and brackets": ("", "'["),
+    "string openers": ("", '["'),
+    "fences": ("", "```json\n{"),
+    "objects that fail to decode": ("", "{a: 1} "),
+    "python-ish failures": ("", "{'a': (1} "),
+    "whitespace runs": ("[", " " * 50 + ","),
+}
+
+
+def _hostile(name: str, size: int) -> str:
+    head, unit = HOSTILE[name]
+    if name == "balanced nesting":
+        return "[" * (size // 2) + "]" * (size // 2)
+    return head + unit * max(1, (size - len(head)) // len(unit))
+
+
+def _timed(fn, *args) -> float:
+    t = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t
+
+
+@pytest.mark.parametrize("size", [MAX_SCAN_CHARS, 1_000_000])
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_hostile_input_parses_within_budget(name, size):
+    text = _hostile(name, size)
+    for wrap in (text, f"<think>{text}</think><answer>{text}</answer>"):
+        assert _timed(parse_completion, wrap) < BUDGET_S, f"{name}, {len(wrap)} chars"
+    assert _timed(extract_boxes, text) < BUDGET_S
+    assert _timed(bracket_spans, text[:MAX_SCAN_CHARS]) < BUDGET_S
+
+
+def test_a_real_answer_after_hostile_text_is_still_found():
+    junk = "[" + "7" * 5000 + " {a: 1} " * 30 + "'[" * 100
+    p = parse_completion(f"<think>{junk}</think><answer>{junk}]]]]" + ' {"bbox_2d": [10, 20, 30, 40]}</answer>')
+    assert p.boxes == [[10.0, 20.0, 30.0, 40.0]]
+
+
+CHUNKS = st.sampled_from([
+    "[", "]", "{", "}", "(", ")", "'", '"', "\\", ",", ":", " ", "\n", "1", "12345", "-", ".", "e", "+",
+    "<think>", "</think>", "<answer>", "</answer>", "```json", "```", '"bbox_2d": ', "[1, 2, 3, 4]",
+    "[1, 2, 3, ", '{"bbox": [', "'points_1': (", "None", "NaN", "it's ",
+])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(CHUNKS, min_size=1, max_size=12), st.integers(2_000, 60_000))
+def test_hypothesis_hostile_repetitions_stay_within_budget(chunks, size):
+    """Any short pattern of the characters the parser cares about, repeated to a long text."""
+    unit = "".join(chunks)
+    text = unit * max(1, size // len(unit))
+    assert _timed(parse_completion, text) < BUDGET_S
+
+
+WELL_FORMED_DEFINITION = re.compile(  # the regex the linear check replaced: its definition
+    r"\s*<think>(?:(?!</?think>|</?answer>).)*</think>\s*<answer>(?:(?!</?think>|</?answer>).)*</answer>\s*", re.DOTALL)
+TAG_SOUP = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", " ", "\n", "\t", "\u2003", "a", "<", ">",
+                            "/", "[1, 2, 3, 4]", "<think", "answer>"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(TAG_SOUP, max_size=14).map("".join))
+def test_well_formed_matches_its_regex_definition(text):
+    assert parse_completion(text).well_formed == bool(WELL_FORMED_DEFINITION.fullmatch(text))

@@ -30,12 +30,20 @@ POINT_PAIR_KEYS = (("points_1", "points_2"), ("point_1", "point_2"))
 POINT_LIST_KEYS = ("point_2d", "points", "points_2d", "keypoints")
 
 MAX_SCAN_CHARS = 20_000  # longer completions are scanned only in their first part
-MAX_DECODE_ATTEMPTS = 400
+MAX_FAILED_DECODES = 32  # spans that did not decode before the rest of a text is given up as garbage
+MAX_NESTING = 16  # a bracketed span nested deeper than this is no answer; it is not decoded
+MAX_BRACKET_EVENTS = 2048  # brackets and quotes read per text (an answer listing 500 boxes has ~1 000)
 
-_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+# One way to read each number (no two ways to split a digit run), so that a failed
+# match backs off in linear time: "[" + 20 000 digits once took minutes.
+_NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 BARE_BOX_RE = re.compile(rf"[\[(]\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*[\])]")
+# What Python literals allow and JSON does not (quotes, tuples, None/True/False, trailing
+# commas, unary plus, "1." / ".5", 1_000, 0x10): only then is literal_eval worth its cost.
+_PYTHONIC = re.compile(r"'|\(|\+|\bNone\b|\bTrue\b|\bFalse\b|,\s*[}\]]|\d\.(?!\d)|(?<!\d)\.\d|\d_\d|0[xXoObB]")
+_TRAILING_COMMA = re.compile(r",\s*([}\]])")
 FENCE_RE = re.compile(r"```(?:json|JSON)?\s*(.*?)(?:```|$)", re.DOTALL)
-WELL_FORMED_RE = re.compile(r"\s*<think>(?:(?!</?think>|</?answer>).)*</think>\s*<answer>(?:(?!</?think>|</?answer>).)*</answer>\s*", re.DOTALL)
+TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 
 
 @dataclass
@@ -151,67 +159,111 @@ def _collect(obj, boxes: list, points: list, depth: int = 0) -> None:
             _collect(item, boxes, points, depth + 1)
 
 
-def _matching_close(text: str, start: int) -> int:
-    """Index just past the bracket matching ``text[start]`` (quotes respected), or -1."""
+_SIGNIFICANT = re.compile(r"[{}\[\]\"'\\\\]")
+
+
+def _previous_char(text: str, i: int) -> str:
+    """The last non-space character before ``text[i]`` ("" at the start)."""
+    j = i - 1
+    while j >= 0 and text[j].isspace():
+        j -= 1
+    return text[j] if j >= 0 else ""
+
+
+def bracket_spans(text: str) -> list[tuple[int, int, int]]:
+    """``(start, end, depth)`` of every balanced ``{…}`` / ``[…]`` span in ``text``, in
+    order of ``start`` (``end`` is just past the closing bracket, ``depth`` the deepest
+    nesting inside, 1 for a flat span).  One pass, linear in ``len(text)``, reading at most
+    :data:`MAX_BRACKET_EVENTS` brackets and quotes.
+
+    Brackets inside JSON strings are ignored.  A quote opens a string only where JSON
+    allows one — inside brackets, right after ``{``, ``[``, ``,`` or ``:`` (spaces
+    allowed) — so an apostrophe in prose ("it's") does not hide what follows.  A
+    closing bracket that does not match the innermost open one discards every open
+    span (none of them can be well formed).
+
+    >>> bracket_spans("it's " + '{"a": [1, "]"]} [2')
+    [(5, 20, 2), (11, 19, 1)]
+    """
     pairs = {"{": "}", "[": "]"}
-    stack = []
+    stack: list[list] = []  # [start, expected closer, deepest nesting inside]
+    spans = []
     quote = None
-    i = start
-    while i < len(text):
+    skip = -1  # index of a character escaped by a backslash inside a string
+    for k, m in enumerate(_SIGNIFICANT.finditer(text)):
+        if k >= MAX_BRACKET_EVENTS:
+            break
+        i = m.start()
         c = text[i]
+        if i == skip:
+            continue
         if quote:
             if c == "\\":
-                i += 1
+                skip = i + 1
             elif c == quote:
                 quote = None
         elif c in "\"'":
-            quote = c
+            if stack and _previous_char(text, i) in "{[,:":
+                quote = c
         elif c in pairs:
-            stack.append(pairs[c])
+            stack.append([i, pairs[c], 1])
         elif c in "}]":
-            if not stack or c != stack.pop():
-                return -1
-            if not stack:
-                return i + 1
-        i += 1
-    return -1
+            if stack and stack[-1][1] == c:
+                start, _, depth = stack.pop()
+                spans.append((start, i + 1, depth))
+                if stack:
+                    stack[-1][2] = max(stack[-1][2], depth + 1)
+            else:
+                stack.clear()
+    spans.sort()
+    return spans
 
 
 def _decode(snippet: str):
-    """JSON, else Python-literal (single-quoted pseudo-JSON), else None."""
+    """JSON, else Python-literal (single-quoted pseudo-JSON, tuples, ``None``), else JSON
+    after swapping quotes and dropping trailing commas; None when nothing reads it.  The
+    slower fallbacks run only when the snippet has what they fix."""
     try:
         return json.loads(snippet)
     except (ValueError, RecursionError):
         pass
+    if not _PYTHONIC.search(snippet):
+        return None
     try:
         return ast.literal_eval(snippet)
     except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
         pass
     try:  # last resort: quotes swapped, trailing commas dropped
-        fixed = re.sub(r",\s*([}\]])", r"\1", snippet.replace("'", '"'))
+        fixed = _TRAILING_COMMA.sub(r"\1", snippet.replace("'", '"'))
         return json.loads(fixed)
     except (ValueError, RecursionError):
         return None
 
 
 def _json_values(text: str) -> list:
-    """Every top-level JSON-like value (object or list) found in ``text``, in order."""
+    """Every top-level JSON-like value (object or list) found in ``text``, in order.
+
+    Candidates are the balanced spans of :func:`bracket_spans`, tried from the left; a
+    span that decodes is kept and the scan resumes after it, one that does not is
+    skipped in favour of the spans inside it.  The work is bounded: at most
+    :data:`MAX_FAILED_DECODES` failed decodes, spans nested deeper than :data:`MAX_NESTING`
+    are not tried, and the characters handed to the decoders never exceed a few times
+    the length of the text."""
     text = text[:MAX_SCAN_CHARS]
     values = []
-    i, attempts = 0, 0
-    while i < len(text) and attempts < MAX_DECODE_ATTEMPTS:
-        j = min((k for k in (text.find("{", i), text.find("[", i)) if k >= 0), default=-1)
-        if j < 0:
+    resume, failures, budget = 0, 0, 4 * len(text) + 4096
+    for start, end, depth in bracket_spans(text):
+        if start < resume or depth > MAX_NESTING:
+            continue
+        if failures >= MAX_FAILED_DECODES or end - start > budget:
             break
-        attempts += 1
-        end = _matching_close(text, j)
-        if end > 0:
-            value = _decode(text[j:end])
-            if value is not None and isinstance(value, (dict, list, tuple)):
-                values.append(value)
-                i = end
-                continue
-        i = j + 1
+        budget -= end - start
+        value = _decode(text[start:end])
+        if value is not None and isinstance(value, (dict, list, tuple)):
+            values.append(value)
+            resume = end
+        else:
+            failures += 1
     return values
 
 
@@ -225,7 +277,9 @@ def _bare_boxes(text: str) -> list[list[float]]:
 
 
 def extract_boxes(text: str) -> tuple[list[list[float]], list[list[list[float]]], list]:
-    """Boxes, point pairs and decoded objects from an answer text (fenced JSON first)."""
+    """Boxes, point pairs and decoded objects from an answer text (fenced JSON first);
+    only the first :data:`MAX_SCAN_CHARS` characters are read."""
+    text = text[:MAX_SCAN_CHARS]
     boxes: list = []
     points: list = []
     fenced = [m.group(1) for m in FENCE_RE.finditer(text)]
@@ -263,13 +317,40 @@ def completion_text(completion) -> str:
     return "" if completion is None else str(completion)
 
 
+def _first_tag(text: str, start: int) -> tuple[int, str | None]:
+    """Position and name of the first of :data:`TAGS` at or after ``start``."""
+    found = [(i, tag) for tag in TAGS if (i := text.find(tag, start)) >= 0]
+    return min(found) if found else (-1, None)
+
+
+def well_formed(text: str) -> bool:
+    """``<think>…</think><answer>…</answer>`` with only white space around and between
+    the blocks and no other tag inside them (the format MedGround-R1's template asks
+    for).  Linear: a few ``str.find`` calls.
+
+    >>> well_formed(" <think>a</think> <answer>[1, 2, 3, 4]</answer> "), well_formed("<think>a</think>x<answer></answer>")
+    (True, False)
+    """
+    s = text.lstrip()
+    if not s.startswith("<think>"):
+        return False
+    end, tag = _first_tag(s, len("<think>"))
+    if tag != "</think>":
+        return False
+    s = s[end + len("</think>"):].lstrip()
+    if not s.startswith("<answer>"):
+        return False
+    end, tag = _first_tag(s, len("<answer>"))
+    return tag == "</answer>" and not s[end + len("</answer>"):].strip()
+
+
 def _parse(text: str) -> Parsed:
     p = Parsed(text=text)
     p.think, think_closed = _section(text, "think", stop=("<answer>",))
     p.answer, answer_closed = _section(text, "answer")
     p.has_think = p.think is not None and think_closed
     p.has_answer = p.answer is not None and answer_closed
-    p.well_formed = bool(WELL_FORMED_RE.fullmatch(text))
+    p.well_formed = well_formed(text)
     if p.answer is not None:
         source = p.answer
     elif "</think>" in text:
