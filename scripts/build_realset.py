@@ -38,14 +38,15 @@ def main(argv=None) -> int:
     if args.preview:
         from medground.data.io import load_image
         from medground.data.masks import load_mask
+        from medground.fileio import atomic_path
         from medground.overlay import draw_overlay
 
         folder = os.path.join(args.out, "preview")
-        os.makedirs(folder, exist_ok=True)
         for s in samples:
             im = draw_overlay(load_image(s.image), gt_box=s.box, gt_points=s.points, gt_mask=load_mask(s.mask),
                               title=f"{s.id}: {s.query}")
-            im.save(os.path.join(folder, f"{s.id}.png"))
+            with atomic_path(os.path.join(folder, f"{s.id}.png")) as tmp:
+                im.save(tmp, format="PNG")
         print(f"wrote {len(samples)} previews to {folder}")
     return 0
 

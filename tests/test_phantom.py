@@ -44,6 +44,7 @@ def test_same_seed_gives_byte_identical_files_and_other_seed_differs(tmp_path):
     a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
     assert a.keys() == b.keys() and len(a) > 10
     assert all(a[k] == b[k] for k in a)
+    assert not [k for k in a if ".tmp" in k or Path(k).name.startswith(".")]  # no temporary file left
     assert (tmp_path / "a" / "images" / "phantom-11-000000.png").read_bytes() != (
         tmp_path / "c" / "images" / "phantom-12-000000.png"
     ).read_bytes()

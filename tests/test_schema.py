@@ -1,11 +1,13 @@
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis.extra.numpy import arrays
 
-from medground.data.masks import decode_rle, encode_rle, load_mask, save_mask_png
+from medground.data.masks import decode_rle, encode_rle, load_mask, save_mask_png, save_png
 from medground.data.schema import Sample, from_hf_dataset, read_jsonl, to_hf_dataset, write_jsonl
 from medground.errors import MedgroundError
 
@@ -86,3 +88,36 @@ def test_mask_png_and_bad_masks(tmp_path):
     with pytest.raises(MedgroundError, match="malformed RLE"):
         decode_rle({"size": [2, 2], "counts": [1, 1]})
     assert path.exists()
+
+
+def test_write_jsonl_replaces_the_file_whole_or_not_at_all(tmp_path):
+    out = write_jsonl(make_samples(tmp_path), tmp_path / "d.jsonl")
+    before = out.read_bytes()
+
+    def interrupted():
+        yield make_samples(tmp_path)[1]
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError, match="interrupted"):
+        write_jsonl(interrupted(), out)
+    assert out.read_bytes() == before  # the previous file is intact
+    assert os.listdir(tmp_path) == ["d.jsonl"]  # and no temporary file is left behind
+
+
+def test_png_writers_never_leave_a_partial_file(tmp_path, monkeypatch):
+    from PIL import Image
+
+    target = tmp_path / "masks" / "x.png"  # the folder is created
+    save_mask_png(np.ones((4, 5), bool), target)
+    good = target.read_bytes()
+    rgb = (np.arange(2 * 3 * 3) * 10).astype(np.uint8).reshape(2, 3, 3)
+    assert (np.asarray(Image.open(save_png(rgb, tmp_path / "c.png"))) == rgb).all()
+
+    def crash(self, fp, *args, **kwargs):  # the disk fills up half-way through the PNG
+        Path(fp).write_bytes(b"\x89PNG half")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Image.Image, "save", crash)
+    with pytest.raises(OSError, match="No space"):
+        save_mask_png(np.zeros((4, 5), bool), target)
+    assert target.read_bytes() == good and os.listdir(target.parent) == ["x.png"]

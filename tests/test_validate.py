@@ -23,6 +23,7 @@ def folder(tmp_path: Path) -> Path:
     save_mask_png(np.zeros((48, 64), bool), tmp_path / "empty.png")
     save_mask_png(mask[:20], tmp_path / "small.png")
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (tmp_path / "notes.txt").write_text("not an image\n")
     return tmp_path
 
 
@@ -86,6 +87,15 @@ def test_each_problem_is_reported_with_line_and_id(folder, capsys, row, message)
     assert code == 1
     assert f"{path}:2 [id=s]: " in out and message in out
     assert out.strip().splitlines()[-1].endswith("problem(s) in 1 of 2 sample line(s)")
+
+
+def test_an_image_of_unknown_format_is_a_problem_not_a_crash(folder, capsys):
+    path = write(folder, [sample(id="a"), sample(id="t", image="notes.txt")])
+    (problem,) = validate_file(path).problems
+    assert (problem.line, problem.sample_id) == (2, "t")
+    assert "image does not decode: notes.txt" in problem.message and "unknown image format" in problem.message
+    code, out, err = run(["data", "validate", str(path)], capsys)
+    assert code == 1 and "unknown image format" in out and "Traceback" not in out + err
 
 
 def test_every_problem_of_every_line_is_reported(folder):

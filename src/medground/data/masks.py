@@ -1,5 +1,5 @@
-"""Binary masks: compact run-length encoding for prediction files, PNG files for datasets,
-and what a mask implies (its tight box, two key points inside it).
+"""Binary masks: compact run-length encoding for prediction files, PNG files for datasets
+(written atomically), and what a mask implies (its tight box, two key points inside it).
 
 RLE follows COCO's uncompressed layout: ``{"size": [height, width], "counts": [...]}``
 with alternating runs of 0 and 1 (starting with 0) over the mask in column-major
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MedgroundError
+from ..fileio import atomic_path
 
 
 def mask_box(mask) -> list[float] | None:
@@ -113,11 +114,17 @@ def load_mask(mask, root: str | os.PathLike | None = None) -> np.ndarray:
     return arr > 0
 
 
-def save_mask_png(mask, path: str | os.PathLike) -> Path:
-    """Write a boolean mask as an 8-bit PNG (0 / 255), creating folders."""
+def save_png(array, path: str | os.PathLike) -> Path:
+    """Write a ``uint8`` (H, W) or (H, W, 3) array as a PNG, atomically (through
+    :func:`medground.fileio.atomic_path`), creating folders.  The bytes depend only on
+    the array (no time stamp), so a rerun rewrites identical files."""
     from PIL import Image
 
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(mask).astype(np.uint8) * 255).save(out)
-    return out
+    with atomic_path(path) as tmp:
+        Image.fromarray(np.asarray(array)).save(tmp, format="PNG")
+    return Path(path)
+
+
+def save_mask_png(mask, path: str | os.PathLike) -> Path:
+    """Write a boolean mask as an 8-bit PNG (0 / 255), atomically, creating folders."""
+    return save_png(np.asarray(mask).astype(np.uint8) * 255, path)

@@ -29,9 +29,7 @@ on ``(seed, i)``.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,8 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import MedgroundError
-from .masks import mask_box
+from ..fileio import atomic_json
+from .masks import mask_box, save_mask_png, save_png
 from .schema import Sample, write_jsonl
 
 CATEGORIES = ("nodule", "mass", "consolidation", "effusion", "pneumothorax", "cardiomegaly")
@@ -263,38 +262,44 @@ def _sample_centre(rng, an: _Anatomy, side, zone, radius, occupied, yy, xx):
     return float(cy), float(cx)
 
 
+def _place(rng, an: _Anatomy, side, zone, occupied, yy, xx, radius: tuple[float, float], margin: float = 1.0):
+    """A random radius ``r`` (a fraction of the image size drawn from ``radius``) and a
+    centre for it (:func:`_sample_centre`, ``margin * r`` from the lung border):
+    ``(r, (cy, cx))``, or None when nothing fits."""
+    r = an.size * rng.uniform(*radius)
+    c = _sample_centre(rng, an, side, zone, r * margin, occupied, yy, xx)
+    return None if c is None else (r, c)
+
+
 def _draw_nodule(rng, img, an, side, zone, occupied, yy, xx):
-    S = an.size
-    r = S * rng.uniform(0.022, 0.032)
-    c = _sample_centre(rng, an, side, zone, r, occupied, yy, xx)
-    if c is None:
+    placed = _place(rng, an, side, zone, occupied, yy, xx, (0.022, 0.032))
+    if placed is None:
         return None
+    r, c = placed
     mask = _ellipse(yy, xx, c[0], c[1], r, r * rng.uniform(0.9, 1.1))
     img[mask] = rng.uniform(0.78, 0.85)
-    return Finding("nodule", side, zone, mask, {"diameter_mm": int(round(2 * r / S * 350 / 5) * 5) or 5})
+    return Finding("nodule", side, zone, mask, {"diameter_mm": int(round(2 * r / an.size * 350 / 5) * 5) or 5})
 
 
 def _draw_mass(rng, img, an, side, zone, occupied, yy, xx):
-    S = an.size
-    r = S * rng.uniform(0.06, 0.075)
-    c = _sample_centre(rng, an, side, zone, r, occupied, yy, xx)
-    if c is None:
+    placed = _place(rng, an, side, zone, occupied, yy, xx, (0.06, 0.075))
+    if placed is None:
         return None
+    r, c = placed
     mask = _ellipse(yy, xx, c[0], c[1], r * rng.uniform(0.8, 0.95), r, rng.uniform(0, np.pi))
     for _ in range(3):  # lobulated outline
         a = rng.uniform(0, 2 * np.pi)
         mask |= _ellipse(yy, xx, c[0] + 0.55 * r * np.sin(a), c[1] + 0.55 * r * np.cos(a), r * 0.5, r * 0.5)
     mask &= an.lungs[side]
     img[mask] = rng.uniform(0.62, 0.68)
-    return Finding("mass", side, zone, mask, {"diameter_cm": round(float(2 * r / S * 35), 1)})
+    return Finding("mass", side, zone, mask, {"diameter_cm": round(float(2 * r / an.size * 35), 1)})
 
 
 def _draw_consolidation(rng, img, an, side, zone, occupied, yy, xx):
-    S = an.size
-    r = S * rng.uniform(0.045, 0.06)
-    c = _sample_centre(rng, an, side, zone, r * 0.6, occupied, yy, xx)
-    if c is None:
+    placed = _place(rng, an, side, zone, occupied, yy, xx, (0.045, 0.06), margin=0.6)
+    if placed is None:
         return None
+    r, c = placed
     mask = np.zeros_like(an.lungs[side])
     for _ in range(5):  # patchy union of ellipses
         mask |= _ellipse(yy, xx, c[0] + rng.uniform(-0.7, 0.7) * r, c[1] + rng.uniform(-0.7, 0.7) * r,
@@ -482,30 +487,6 @@ def query_bank() -> list[str]:
 # ---------------------------------------------------------------- dataset
 
 
-def _save_png(array: np.ndarray, path: Path) -> None:
-    """Write an 8-bit grey PNG atomically (deterministic bytes)."""
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    Image.fromarray(array, mode="L").save(tmp, format="PNG", optimize=False)
-    os.replace(tmp, path)
-
-
-def _save_mask(mask: np.ndarray, path: Path) -> None:
-    try:
-        from .masks import save_mask_png
-    except ImportError:  # pragma: no cover - masks module is part of the package
-        _save_png(mask.astype(np.uint8) * 255, path)
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp.png")
-    os.close(fd)
-    save_mask_png(mask, tmp)
-    os.replace(tmp, path)
-
-
 def _split_of(n: int, seed: int, val_frac: float, test_frac: float) -> list[str]:
     """Deterministic image-level split: a seeded permutation cut by fractions, with
     at least one val and one test image once there are three images."""
@@ -593,9 +574,9 @@ def generate_phantom_dataset(
     by_split: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     for i in tqdm(range(n), desc="phantom", unit="img", disable=not progress):
         ph, items = phantom_samples(seed, i, size, splits[i], implicit_frac)
-        _save_png(ph.image, root / items[0][0].image)
+        save_png(ph.image, root / items[0][0].image)
         for s, mask in items:
-            _save_mask(mask, root / s.mask)
+            save_mask_png(mask, root / s.mask)
             by_split[s.split].append(s)
     for split in SPLITS:
         write_jsonl(_absolute(by_split[split], root), root / f"{split}.jsonl")
@@ -603,7 +584,7 @@ def generate_phantom_dataset(
     info = {"generator": "medground.phantom", "seed": seed, "n_images": n, "size": size,
             "val_frac": val_frac, "test_frac": test_frac, "implicit_frac": implicit_frac,
             "categories": list(CATEGORIES), "samples": {s: len(v) for s, v in by_split.items()}}
-    (root / "phantom.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    atomic_json(info, root / "phantom.json", indent=1, sort_keys=True)
     return {"images": n, **{s: len(v) for s, v in by_split.items()}}
 
 

@@ -48,7 +48,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from ..errors import MedgroundError
-from .masks import save_mask_png
+from .masks import mask_box, save_mask_png, save_png
 from .schema import Sample, write_jsonl
 
 SOURCES = ("mni152", "ct", "retina")
@@ -190,7 +190,6 @@ SOURCE_BUILDERS = {"mni152": mni152_scenes, "ct": ct_scenes, "retina": retina_sc
 
 
 def _target_sample(scene: Scene, t: Target, image_rel: str, mask_rel: str) -> Sample:
-    from .masks import mask_box
     from .phantom import principal_axis_points
 
     H, W = scene.image.shape[:2]
@@ -205,19 +204,15 @@ def _target_sample(scene: Scene, t: Target, image_rel: str, mask_rel: str) -> Sa
 def build_realset(out_dir, sources=SOURCES, min_area: int = 20) -> Path:
     """Write ``images/``, ``masks/`` and ``realset.jsonl`` under ``out_dir``; returns the
     JSONL path.  Deterministic: the same packages give the same files."""
-    from PIL import Image
-
     out = Path(out_dir)
     unknown = [s for s in sources if s not in SOURCE_BUILDERS]
     if unknown:
         raise MedgroundError(f"unknown real-set source(s) {unknown}; choose from {', '.join(SOURCES)}")
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "masks").mkdir(parents=True, exist_ok=True)
     samples = []
     for source in sources:
         for scene in SOURCE_BUILDERS[source]():
             image_rel = f"images/{scene.key}.png"
-            Image.fromarray(scene.image).save(out / image_rel)
+            save_png(scene.image, out / image_rel)
             for t in scene.targets:
                 if t.mask.sum() < min_area:
                     raise MedgroundError(f"real set: target {scene.key}-{t.name} has only {int(t.mask.sum())} pixels")

@@ -11,20 +11,30 @@ Boxes are ``xyxy`` floats in original-image pixels (one or more targets); ``poin
 are the two key points of the target (MedReasoner); ``mask`` is a path to a binary
 mask image of the same size as the image.  Relative paths are relative to the folder
 of the JSONL file; :func:`read_jsonl` resolves them, :func:`write_jsonl` writes them
-relative again when they lie below the output folder.
+relative again when they lie below the output folder (atomically: a reader never sees
+half a file).
+
+>>> import tempfile, pathlib
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> s = Sample(id="a", image=str(root / "images" / "a.png"), query="the heart", boxes=[[1, 2, 30, 40]])
+>>> _ = write_jsonl([s], root / "test.jsonl")
+>>> '"image": "images/a.png"' in (root / "test.jsonl").read_text()
+True
+>>> read_jsonl(root / "test.jsonl")[0].image == str(root.resolve() / "images" / "a.png")
+True
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import MedgroundError, where
+from ..fileio import atomic_path
 
 PATH_FIELDS = ("image", "mask")
 
@@ -138,20 +148,17 @@ def _relative(path: str | None, root: Path) -> str | None:
 
 
 def write_jsonl(samples: Iterable[Sample | dict], path: str | os.PathLike) -> Path:
-    """Write samples atomically (temp file + rename); paths under the output folder
-    are stored relative to it."""
+    """Write samples atomically (:func:`medground.fileio.atomic_path`: a reader never sees
+    half a file); paths under the output folder are stored relative to it."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    root = out.resolve().parent
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_path(out) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        root = out.resolve().parent
         for s in samples:
             d = s.to_dict() if isinstance(s, Sample) else dict(s)
             for k in PATH_FIELDS:
                 if d.get(k):
                     d[k] = _relative(d[k], root)
             fh.write(json.dumps(d, ensure_ascii=False) + "\n")
-    os.replace(tmp, out)
     return out
 
 

@@ -201,23 +201,13 @@ def _decode_size(path: str, shown: str) -> tuple[tuple[int, int] | None, str | N
     if not Path(path).is_file():
         return None, f"image not found: {shown}"
     try:
-        try:
-            from .io import load_image
-        except ImportError:  # pragma: no cover - until medground.data.io lands
-            load_image = _pil_load
+        from .io import load_image
+
         im = load_image(path)
         return (int(im.size[0]), int(im.size[1])), None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad image
         msg = _strip_location(str(exc), None) if isinstance(exc, MedgroundError) else f"{type(exc).__name__}: {exc}"
         return None, f"image does not decode: {shown} ({msg})"
-
-
-def _pil_load(path):
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im.load()
-        return im
 
 
 def _strip_location(message: str, sample_id) -> str:

@@ -218,23 +218,14 @@ def _frame(spec: str, pred_path, rec: PredRecord | None) -> Frame:
 def _sample_size(s: Sample) -> tuple[int, int]:
     if s.width and s.height:
         return int(s.width), int(s.height)
-    try:
-        from ..data.io import image_size
-    except ImportError:  # pragma: no cover - until medground.data.io lands
-        image_size = _pil_size
+    from ..data.io import image_size
+
     try:
         return tuple(image_size(s.image))  # type: ignore[return-value]
     except MedgroundError:
         raise
     except Exception as exc:  # noqa: BLE001 - any decoder failure names the sample
         raise MedgroundError(f"{where(s.image, None, s.id)}: cannot read the image size ({exc})") from None
-
-
-def _pil_size(path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.size
 
 
 def _mask_scores(rec: PredRecord, s: Sample, *, pred_path, data_path) -> tuple[float, float]:

@@ -16,6 +16,7 @@ import numpy as np
 from transformers import TrainerCallback
 
 from ..data.schema import Sample
+from ..fileio import atomic_path
 from ..geometry import Frame
 from ..metrics import box_iou
 
@@ -218,9 +219,9 @@ def write_training_plot(log_history: list[dict], path) -> Path | None:
             ax.legend(fontsize=8)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=90, format="png")
+    finally:
+        plt.close(fig)
     return path
