@@ -13,9 +13,17 @@ from pydicom.data import get_testdata_file
 
 from medground.cli import main
 from medground.data.converters import convert
-from medground.data.export import export_r1_json, export_trl, export_verl, load_dataset_dir
+from medground.data.export import (
+    EXPORTERS,
+    export,
+    export_r1_json,
+    export_trl,
+    export_verl,
+    load_dataset_dir,
+)
 from medground.data.masks import save_mask_png
 from medground.data.schema import Sample, read_jsonl, write_jsonl
+from medground.errors import MedgroundError
 from medground.geometry import smart_resize
 
 CT = get_testdata_file("CT_small.dcm")
@@ -140,3 +148,69 @@ def test_r1_json_and_cli(dataset, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["data", "export", "verl", str(dataset), "--out", str(tmp_path / "x"), "--split", "val"])
     assert e.value.code == 2 and "no split(s) val" in capsys.readouterr().err
+
+
+def test_export_dispatches_from_python_with_each_formats_defaults(dataset, tmp_path):
+    """medground.data.export.export does what `medground data export` does, without the CLI:
+    the registry holds each format's defaults (verl / trl answer in qwen2.5-vl, r1-json in pixels)."""
+    res = export("verl", dataset, tmp_path / "v", splits=["train"], progress=False)
+    assert res.format == "verl" and res.counts == {"train": 2} and set(res.files) == {"train"}
+    rows = {r["extra_info"]["id"]: r for r in pq.read_table(res.files["train"]).to_pylist()}
+    assert rows["a1"]["extra_info"]["frame"] == "qwen2.5-vl" and rows["a1"]["ability"] == "medical_grounding"
+    assert rows["a2"]["prompt"][0]["content"] == "Where is the fluid?"  # no template: the bare question
+    same = export_verl(load_dataset_dir(dataset, ["train"]), tmp_path / "v2", frame="qwen2.5-vl", progress=False)
+    assert pq.read_table(same["train"]).to_pylist() == list(rows.values())
+    assert res.summary() == f"train: 2 rows -> {tmp_path / 'v' / 'train.parquet'}"
+
+    r1 = export("r1", dataset, tmp_path / "r1")  # alias of r1-json; image paths relative to the dataset folder
+    assert r1.format == "r1-json" and r1.counts == {"test": 1, "train": 2}
+    recs = {r["id"]: r for r in json.loads(r1.files["train"].read_text())}
+    assert recs["a2"]["frame"] == "pixels" and recs["a2"]["solution"] == [10, 10, 30, 50]
+    assert recs["a2"]["image"] == "images/a.png"
+    one_file = export("r1-json", dataset / "train.jsonl", tmp_path / "r1f")  # a file: paths stay as written
+    assert json.loads(one_file.files["train"].read_text())[1]["image"] == str(dataset / "images" / "a.png")
+
+    trl = export("trl", dataset, tmp_path / "t", kind="sft", template="medreasoner")
+    assert trl.counts == {"test": 1, "train": 2} and trl.files == {}
+    assert trl.summary() == f"saved test 1, train 2 to {tmp_path / 't'} (datasets.load_from_disk)"
+    import datasets
+
+    row = datasets.load_from_disk(str(tmp_path / "t"))["train"][1]
+    assert '"points_1"' in row["completion"][0]["content"][0]["text"]
+    assert "0 and 1000" not in row["prompt"][-1]["content"][1]["text"]  # qwen2.5-vl pixels, not norm1000
+
+
+def test_export_rejects_unknown_formats_and_options(dataset, tmp_path):
+    with pytest.raises(MedgroundError, match=r"unknown export format 'veral'; did you mean verl\?"):
+        export("veral", dataset, tmp_path / "x")
+    with pytest.raises(MedgroundError, match=r"export format 'trl' has no option\(s\) ability; options: frame, kind, "
+                                             r"template"):
+        export("trl", dataset, tmp_path / "x", ability="vqa")
+    assert not (tmp_path / "x").exists()
+    # None means "the format's default", so a caller may pass every flag it has
+    assert export("r1-json", dataset, tmp_path / "y", frame=None, template=None).counts["train"] == 2
+
+
+def test_registered_defaults_are_the_functions_defaults():
+    """One default per option: the registry entry agrees with the function a Python user calls."""
+    import inspect
+
+    for name, func in (("verl", export_verl), ("trl", export_trl), ("r1-json", export_r1_json)):
+        params = inspect.signature(func).parameters
+        for key, opt in EXPORTERS.entry(name).options.items():
+            assert params[key].default == opt.default, (name, key)
+
+
+def test_cli_export_list_and_flags_a_format_does_not_take(dataset, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["data", "export", "list"])
+    assert e.value.code in (0, None)
+    out = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in out if not ln.startswith(" ")] == ["r1-json", "trl", "verl"]
+    assert "    frame=pixels" in out[1] and any(ln.startswith("    kind=grpo ") for ln in out)
+    with pytest.raises(SystemExit) as e:
+        main(["data", "export", "trl", str(dataset), "--out", str(tmp_path / "t"), "--ability", "vqa"])
+    assert e.value.code == 2 and "has no option(s) ability" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["data", "export", "verl", str(dataset)])
+    assert e.value.code == 2 and "export needs FORMAT DATA --out DIR" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from medground.errors import MedgroundError  # noqa: E402
 from medground.geometry import Frame  # noqa: E402
 from medground.models.policy import frame_for, load_policy  # noqa: E402
 from medground.models.tiny import build_tiny_model  # noqa: E402
-from medground.predict import decode_answer, finished_ids, predict  # noqa: E402
+from medground.predict import PredictSummary, decode_answer, default_overlay_path, finished_ids, predict  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -239,18 +239,24 @@ def test_cli_single_image_mode(tiny_dir, data256, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["predict", "--model", str(tiny_dir), "--image", image, "--query", "left pleural effusion",
               "--out", str(png), "--max-new-tokens", "4"])
-    try:
-        import medground.overlay  # noqa: F401
-    except ImportError:  # the overlay module is not there yet: a clear error, no traceback
-        assert exc.value.code == 2 and "medground.overlay" in capsys.readouterr().err
-    else:
-        assert exc.value.code in (0, None)
-        record = json.loads(capsys.readouterr().out.splitlines()[0])
-        assert record["frame"] == "qwen2.5-vl" and record["error"] is None
-        from PIL import Image
+    assert exc.value.code in (0, None)
+    out = capsys.readouterr().out.splitlines()
+    record = json.loads(out[0])
+    assert record["frame"] == "qwen2.5-vl" and record["error"] is None
+    assert out[1] == f"overlay written to {png}"
+    from PIL import Image
 
-        with Image.open(png) as im:
-            assert im.size[0] >= 256
+    with Image.open(png) as im:
+        assert im.size[0] >= 256 and im.format == "PNG"
+    # without --out the overlay goes beside the image, as NAME_pred.png
+    copy = tmp_path / "scan.png"
+    copy.write_bytes(Path(image).read_bytes())
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "--model", str(tiny_dir), "--image", str(copy), "--query", "left pleural effusion",
+              "--max-new-tokens", "4"])
+    assert exc.value.code in (0, None) and default_overlay_path(copy) == tmp_path / "scan_pred.png"
+    assert capsys.readouterr().out.splitlines()[1] == f"overlay written to {tmp_path / 'scan_pred.png'}"
+    assert (tmp_path / "scan_pred.png").is_file()
 
 
 def test_segmenter_adds_masks_from_predicted_boxes(policy, data256, tmp_path, monkeypatch):
@@ -302,3 +308,11 @@ def test_a_failing_batch_is_retried_one_by_one(policy, data256, tmp_path, monkey
     assert [r["id"] for r in recs] == [s.id for s in samples]
     assert summary.errors == 1 and "simulated" in recs[2]["error"] and f"[id={samples[2].id}]" in recs[2]["error"]
     assert all(r["boxes"] == [[8.0, 8.0, 16.0, 16.0]] for i, r in enumerate(recs) if i != 2)
+
+
+def test_summary_counts_errors_from_their_ids():
+    ok = PredictSummary(written=3, out="p.jsonl", seconds=1.5)
+    assert ok.errors == 0 and ok.failures() is None
+    bad = PredictSummary(written=3, out="p.jsonl", seconds=1.5, error_ids=["b", "c"])
+    assert bad.errors == 2 and "(0 already done, 2 errors)" in str(bad)
+    assert bad.failures() == '2 samples failed (first: b); see their "error" field'

@@ -60,3 +60,13 @@ def test_plot_and_cli(ds, capsys):
     with pytest.raises(SystemExit) as e:
         main(["data", "stats", str(empty)])
     assert e.value.code == 2 and "no .jsonl files" in capsys.readouterr().err
+
+
+def test_plot_goes_beside_the_dataset_by_default(ds):
+    from medground.data.stats import default_plot_path
+
+    assert plot_stats(compute_stats(ds)) == ds / "stats.png" == default_plot_path(ds)
+    one_file = compute_stats(ds / "train.jsonl")
+    assert plot_stats(one_file) == default_plot_path(ds / "train.jsonl") == ds / "stats.png"
+    assert Image.open(ds / "stats.png").format == "PNG"
+    assert sorted(p.name for p in ds.iterdir()) == ["stats.png", "test.jsonl", "train.jsonl"]  # no temp files left

@@ -46,3 +46,49 @@ def test_teacher_completion_parses_back(name):
 def test_unknown_template():
     with pytest.raises(MedgroundError, match="unknown template"):
         get_template("nope")
+
+
+def test_unknown_template_gets_a_close_match():
+    with pytest.raises(MedgroundError, match=r"unknown template 'chain-of-box'; did you mean chain_of_box\?"):
+        get_template("chain-of-box")
+    with pytest.raises(MedgroundError, match=r"unknown template 'qwen'; choose one of chain_of_box, medreasoner, "):
+        get_template("qwen")
+
+
+def test_templates_is_a_read_only_view_of_the_registry():
+    from medground.templates import REGISTRY
+
+    assert list(TEMPLATES) == REGISTRY.names() == ["chain_of_box", "medreasoner", "medreasoner_nothink", "r1"]
+    assert all(TEMPLATES[name] is get_template(name) and TEMPLATES[name].name == name for name in TEMPLATES)
+    assert REGISTRY.entry("medreasoner").description == TEMPLATES["medreasoner"].description
+    assert "r1" in TEMPLATES and "nope" not in TEMPLATES and TEMPLATES.get("nope") is None
+    with pytest.raises(KeyError):
+        TEMPLATES["nope"]
+    with pytest.raises(TypeError):
+        TEMPLATES["mine"] = TEMPLATES["r1"]  # registering goes through medground.templates.register
+    assert get_template(" R1 ") is TEMPLATES["r1"]  # names are matched case-insensitively
+
+
+def test_a_registered_template_is_usable_everywhere_by_name(tmp_path):
+    """A fresh interpreter: one register() call and the template is listed, rendered by
+    the TRL dataset builder, and its name is suggested on a typo."""
+    import subprocess
+    import sys
+
+    script = """
+from medground.templates import R1_QUESTION, TEMPLATES, Template, get_template, register
+from medground.data.schema import Sample
+from medground.data.trl_dataset import prompt_messages
+register(Template("short", R1_QUESTION, " Answer with the box only.", "one-line answer", think=False))
+print(sorted(TEMPLATES))
+s = Sample(id="a", image="x.png", query="left effusion", boxes=[[1, 2, 3, 4]], width=10, height=10)
+print(prompt_messages("short", s, "norm1000")[-1]["content"][1]["text"])
+try:
+    get_template("shrt")
+except Exception as exc:
+    print(exc)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300).stdout
+    assert "['chain_of_box', 'medreasoner', 'medreasoner_nothink', 'r1', 'short']" in out
+    assert "describes: left effusion. Give coordinates as" in out and "Answer with the box only." in out
+    assert "unknown template 'shrt'; did you mean short?" in out

@@ -29,25 +29,36 @@ import numpy as np
 
 from .data.schema import Sample, iter_jsonl, resolve
 from .errors import MedgroundError, where
+from .fileio import atomic_path, atomic_write
 from .geometry import PIXELS, Frame, map_boxes, map_points
 from .parsing import parse_completion
 
 
 @dataclass
 class PredictSummary:
-    """What a run did: samples written now, skipped (already done), errors, time."""
+    """What a run did: samples written now, skipped (already done), the ids whose line
+    carries an error, time."""
 
     written: int = 0
     skipped: int = 0
-    errors: int = 0
     seconds: float = 0.0
     out: str = ""
     error_ids: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return len(self.error_ids)
 
     def __str__(self) -> str:
         rate = self.written / self.seconds if self.seconds > 0 else 0.0
         return (f"wrote {self.written} predictions to {self.out} ({self.skipped} already done, "
                 f"{self.errors} errors) in {self.seconds:.1f} s, {rate:.2f} samples/s")
+
+    def failures(self) -> str | None:
+        """A line about the samples that failed (None when none did)."""
+        if not self.error_ids:
+            return None
+        return f"{self.errors} samples failed (first: {self.error_ids[0]}); see their \"error\" field"
 
 
 @dataclass
@@ -104,9 +115,7 @@ def finished_ids(out: str | os.PathLike, *, retry_errors: bool = False) -> set[s
         keep.append(line)
         done.add(sid)
     if changed or (raw and not raw.endswith(b"\n")):
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_bytes(b"".join(x + b"\n" for x in keep))
-        os.replace(tmp, p)
+        atomic_write(p, b"".join(x + b"\n" for x in keep))
     return done
 
 
@@ -235,6 +244,15 @@ def predict_items(policy, items: list[_Item], *, template=None, batch_size: int 
         yield [records[it.sample.id] for it in chunk]
 
 
+def _built_segmenter(segmenter):
+    """A segmenter object from a registered name (objects and None pass through)."""
+    if isinstance(segmenter, str):
+        from .models.segmenters import get_segmenter
+
+        return get_segmenter(segmenter)
+    return segmenter
+
+
 def _add_masks(records: list[dict], items: list[_Item], segmenter) -> None:
     """Masks (RLE) for the predicted box / key points of the records without an error,
     via :func:`medground.segment.segment_predictions`; a record the segmenter cannot
@@ -285,10 +303,7 @@ def predict(
     done = finished_ids(out, retry_errors=retry_errors)
     todo = [it for it in items if it.sample.id not in done]
     summary = PredictSummary(skipped=len(items) - len(todo), out=str(out))
-    if segmenter is not None and isinstance(segmenter, str):
-        from .models.segmenters import get_segmenter
-
-        segmenter = get_segmenter(segmenter)
+    segmenter = _built_segmenter(segmenter)
     t0 = time.perf_counter()
     bar = tqdm(total=len(todo), desc="predict", unit="sample", disable=not progress)
     with open(out, "a", encoding="utf-8") as fh:
@@ -302,7 +317,6 @@ def predict(
             for r in records:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
                 if r["error"]:
-                    summary.errors += 1
                     summary.error_ids.append(r["id"])
             fh.flush()
             os.fsync(fh.fileno())
@@ -329,26 +343,31 @@ def predict_image(model, image: str | os.PathLike, query: str, *, template: str 
                                         max_new_tokens=max_new_tokens, data_path=image)))
     if record["error"]:
         raise MedgroundError(record["error"])
+    segmenter = _built_segmenter(segmenter)
     if segmenter is not None:
-        if isinstance(segmenter, str):
-            from .models.segmenters import get_segmenter
-
-            segmenter = get_segmenter(segmenter)
         records = [record]
         _add_masks(records, [item], segmenter)
         record = records[0]
     if overlay is not None:
-        try:
-            from .overlay import draw_overlay
-        except ImportError:
-            raise MedgroundError("--overlay needs medground.overlay.draw_overlay, which is not installed") from None
         from .data.io import load_image
         from .data.masks import load_mask
+        from .overlay import draw_overlay
 
         img = load_image(image)
         mask = load_mask(record["mask"]) if record.get("mask") else None
         drawn = draw_overlay(img, pred_box=record["boxes"][0] if record["boxes"] else None,
                              pred_points=record["points"], pred_mask=mask, title=query)
-        Path(overlay).parent.mkdir(parents=True, exist_ok=True)
-        drawn.save(overlay)
+        with atomic_path(overlay) as tmp:  # keeps the suffix: PIL picks the format from it
+            drawn.save(tmp)
     return record
+
+
+def default_overlay_path(image: str | os.PathLike) -> Path:
+    """Where the overlay of a single-image prediction goes unless told: ``NAME_pred.png``
+    beside the image.
+
+    >>> default_overlay_path("scans/cxr1.dcm").as_posix()
+    'scans/cxr1_pred.png'
+    """
+    image = Path(image)
+    return image.with_name(f"{image.stem}_pred.png")

@@ -15,6 +15,16 @@ give (for SFT warm starts), coordinates already in the model's frame.
 ``medreasoner_nothink`` the same answer without reasoning.
 =====================  ==============================================================
 
+Templates live in :data:`REGISTRY` (a :class:`medground.registry.Registry`); adding one
+is one :func:`register` call.  :data:`TEMPLATES` is a read-only ``name -> Template``
+view of it, and an unknown name gets a close-match suggestion:
+
+>>> sorted(TEMPLATES)
+['chain_of_box', 'medreasoner', 'medreasoner_nothink', 'r1']
+>>> get_template("chain_of_boxes")
+Traceback (most recent call last):
+  ...
+medground.errors.MedgroundError: unknown template 'chain_of_boxes'; did you mean chain_of_box?
 >>> t = get_template("r1")
 >>> print(t.render("small left apical pneumothorax", "pixels", 100, 80, state_frame=False))
 Please provide the bounding box coordinate of the region this sentence describes: small left apical pneumothorax. First output the thinking process in <think> </think> tags and then output the final answer in <answer> </answer> tags. Output the final answer in JSON format.
@@ -23,9 +33,14 @@ Please provide the bounding box coordinate of the region this sentence describes
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from .geometry import Frame
+from .registry import Registry
+
+#: name -> :class:`Template`.
+REGISTRY = Registry("template")
 
 R1_QUESTION = "Please provide the bounding box coordinate of the region this sentence describes: {query}."
 R1_SUFFIX = (
@@ -106,33 +121,57 @@ class Template:
         return f"<think>{' '.join(steps)}</think><answer>{self.answer_json(box, points)}</answer>"
 
 
-TEMPLATES: dict[str, Template] = {
-    "r1": Template(
-        "r1", R1_QUESTION, R1_SUFFIX,
-        "MedGround-R1 / VLM-R1 question template: <think> then a JSON box in <answer>.",
-    ),
-    "chain_of_box": Template(
-        "chain_of_box", R1_QUESTION, CHAIN_OF_BOX_SUFFIX,
-        "Chain-of-Box: the reasoning cites [x1, y1, x2, y2] for every region it names; JSON box answer.",
-    ),
-    "medreasoner": Template(
-        "medreasoner", MEDREASONER_QUESTION, MEDREASONER_SUFFIX,
-        "MedReasoner: <think> then {bbox, points_1, points_2} JSON for an implicit clinical question.",
-        answer_kind="medreasoner",
-    ),
-    "medreasoner_nothink": Template(
-        "medreasoner_nothink", MEDREASONER_QUESTION, MEDREASONER_NOTHINK_SUFFIX,
-        "MedReasoner answer format without the reasoning part.",
-        answer_kind="medreasoner", think=False,
-    ),
-}
+def register(template: Template) -> Template:
+    """Register ``template`` under its name (with its description); returns it."""
+    return REGISTRY.register(template.name, template, description=template.description)
+
+
+register(Template(
+    "r1", R1_QUESTION, R1_SUFFIX,
+    "MedGround-R1 / VLM-R1 question template: <think> then a JSON box in <answer>.",
+))
+register(Template(
+    "chain_of_box", R1_QUESTION, CHAIN_OF_BOX_SUFFIX,
+    "Chain-of-Box: the reasoning cites [x1, y1, x2, y2] for every region it names; JSON box answer.",
+))
+register(Template(
+    "medreasoner", MEDREASONER_QUESTION, MEDREASONER_SUFFIX,
+    "MedReasoner: <think> then {bbox, points_1, points_2} JSON for an implicit clinical question.",
+    answer_kind="medreasoner",
+))
+register(Template(
+    "medreasoner_nothink", MEDREASONER_QUESTION, MEDREASONER_NOTHINK_SUFFIX,
+    "MedReasoner answer format without the reasoning part.",
+    answer_kind="medreasoner", think=False,
+))
 
 
 def get_template(name: str) -> Template:
-    """The template called ``name`` (see :data:`TEMPLATES`)."""
-    try:
-        return TEMPLATES[name]
-    except KeyError:
-        from .errors import MedgroundError
+    """The template called ``name`` (see :data:`TEMPLATES`); an unknown name raises
+    :class:`~medground.errors.MedgroundError` with close matches."""
+    return REGISTRY.get(name)
 
-        raise MedgroundError(f"unknown template {name!r}; choose one of {', '.join(TEMPLATES)}") from None
+
+class _TemplateTable(Mapping):
+    """A read-only ``name -> Template`` view of :data:`REGISTRY` (names sorted)."""
+
+    def __getitem__(self, name: str) -> Template:
+        if name not in REGISTRY:
+            raise KeyError(name)
+        return REGISTRY.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in REGISTRY
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(REGISTRY)
+
+    def __len__(self) -> int:
+        return len(REGISTRY)
+
+    def __repr__(self) -> str:
+        return f"TEMPLATES({', '.join(REGISTRY)})"
+
+
+#: Every registered template by name (a live, read-only view of :data:`REGISTRY`).
+TEMPLATES: Mapping[str, Template] = _TemplateTable()

@@ -12,14 +12,13 @@ from ..errors import MedgroundError
 from ._apps import data_app
 
 
-def _parse_options(items: list[str] | None) -> dict[str, str]:
-    out = {}
-    for item in items or []:
-        if "=" not in item:
-            raise MedgroundError(f"--option expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        out[k.strip().replace("-", "_")] = v.strip()
-    return out
+def _print_entries(registry, prefix: str) -> None:
+    """One line per registered name, then its options as ``PREFIX key=default  help``."""
+    for entry in registry.entries():
+        also = f" (also {', '.join(entry.aliases)})" if entry.aliases else ""
+        typer.echo(f"{entry.name:<12} {entry.description}{also}")
+        for key, opt in entry.options.items():
+            typer.echo(f"    {prefix}{f'{key}={opt.default}':<28} {opt.help}")
 
 
 @data_app.command("convert")
@@ -37,57 +36,43 @@ def convert(
 ) -> None:
     """Convert a public release to the canonical schema once (validated, with a report)."""
     from ..data.converters import CONVERTERS, run
+    from ..data.converters.base import parse_option_items
 
     if source == "list":
-        for name, spec in sorted(CONVERTERS.items()):
-            typer.echo(f"{name:<12} {spec.description}")
-            for key, opt in spec.options.items():
-                typer.echo(f"    -o {f'{key}={opt.default}':<28} {opt.help}")
+        _print_entries(CONVERTERS, "-o ")
         return
     if input is None or out is None:
         raise MedgroundError("convert needs SOURCE INPUT --out DIR (see 'medground data convert list')")
     rep = run(source, input, out, images=images, strict=strict, split=split, limit=limit,
-              skip_missing=skip_missing, options=_parse_options(option), progress=not quiet)
-    typer.echo(rep.summary())
-    for reason, n in rep.skip_reasons.most_common(5):
-        typer.echo(f"  skipped {n}: {reason}")
-    for msg, n in rep.warnings.most_common(5):
-        typer.echo(f"  warning ({n}x): {msg}")
-    typer.echo(f"report: {Path(out) / 'convert_report.json'}")
+              skip_missing=skip_missing, options=parse_option_items(option), progress=not quiet)
+    typer.echo(rep.describe())
 
 
 @data_app.command("export")
 def export(
-    fmt: str = typer.Argument(..., metavar="FORMAT", help="verl (MedReasoner parquet), trl (datasets.save_to_disk) or r1-json."),
-    data: Path = typer.Argument(..., help="Converted dataset folder ({split}.jsonl) or one JSONL file."),
-    out: Path = typer.Option(..., "--out", help="Output folder."),
+    fmt: str = typer.Argument(..., metavar="FORMAT", help="verl (MedReasoner parquet), trl (datasets.save_to_disk) or r1-json ('list' shows them and their options)."),
+    data: Optional[Path] = typer.Argument(None, help="Converted dataset folder ({split}.jsonl) or one JSONL file."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder."),
     frame: Optional[str] = typer.Option(None, "--frame", help="Coordinate frame of the targets = the policy's answer frame: qwen2.5-vl, norm1000, pixels, fixed:640 (default: trl / verl qwen2.5-vl, r1-json pixels)."),
     template: Optional[str] = typer.Option(None, "--template", help="Prompt template (trl: default r1; verl: default the bare question as in MedReasoner)."),
     split: Optional[list[str]] = typer.Option(None, "--split", help="Only these splits (repeat)."),
-    ability: str = typer.Option("medical_grounding", "--ability", help="verl 'ability' column."),
-    kind: str = typer.Option("grpo", "--kind", help="trl: grpo (prompt + ground truth) or sft (adds the teacher completion)."),
+    ability: Optional[str] = typer.Option(None, "--ability", help="verl 'ability' column (default medical_grounding)."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="trl: grpo (prompt + ground truth, the default) or sft (adds the teacher completion)."),
     no_embed: bool = typer.Option(False, "--no-embed", help="verl: store image paths instead of bytes."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Export a canonical dataset for a trainer (TRL or verl) or as MedGround-R1 JSON."""
-    from ..data import export as ex
+    from ..data.export import EXPORTERS
+    from ..data.export import export as run_export
 
-    by_split = ex.load_dataset_dir(data, split)
-    fmt = fmt.lower()
-    if fmt == "verl":
-        written = ex.export_verl(by_split, out, frame=frame or "qwen2.5-vl", template=template, ability=ability,
-                                 embed_images=not no_embed, progress=not quiet)
-        for sp, path in written.items():
-            typer.echo(f"{sp}: {len(by_split[sp])} rows -> {path}")
-    elif fmt == "trl":
-        dd = ex.export_trl(by_split, out, template=template or "r1", frame=frame or "qwen2.5-vl", kind=kind)
-        typer.echo(f"saved {', '.join(f'{k} {len(v)}' for k, v in dd.items())} to {out} (datasets.load_from_disk)")
-    elif fmt in ("r1-json", "r1_json", "r1"):
-        written = ex.export_r1_json(by_split, out, frame=frame or "pixels", image_root=Path(data) if Path(data).is_dir() else None)
-        for sp, path in written.items():
-            typer.echo(f"{sp}: {len(by_split[sp])} records -> {path}")
-    else:
-        raise MedgroundError(f"unknown export format {fmt!r}; choose verl, trl or r1-json")
+    if fmt == "list":
+        _print_entries(EXPORTERS, "")
+        return
+    if data is None or out is None:
+        raise MedgroundError("export needs FORMAT DATA --out DIR (see 'medground data export list')")
+    result = run_export(fmt, data, out, splits=split, progress=not quiet, frame=frame, template=template,
+                        ability=ability, kind=kind, embed_images=False if no_embed else None)
+    typer.echo(result.summary())
 
 
 @data_app.command("stats")
@@ -101,8 +86,7 @@ def stats(
     from ..data.stats import compute_stats, format_table, plot_stats, public
 
     st = compute_stats(data)
-    target = plot or ((Path(data) if Path(data).is_dir() else Path(data).parent) / "stats.png")
-    png = plot_stats(st, target, top=top)
+    png = plot_stats(st, plot, top=top)
     if as_json:
         typer.echo(json.dumps(public(st), indent=2))
     else:

@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from ..errors import MedgroundError
 from ._apps import app
 
 
@@ -40,34 +39,10 @@ def evaluate(
     from ..evaluate import evaluate as run_evaluation
     from ..evaluate import format_report, write_report
 
-    report = run_evaluation(
-        predictions,
-        data,
-        format=format,
-        iou=iou,
-        frame=frame,
-        image_size=parse_size(image_size),
-        bootstrap=bootstrap,
-        seed=seed,
-        reextract=reextract,
-        progress=True,
-    )
+    report = run_evaluation(predictions, data, format=format, iou=iou, frame=frame, image_size=image_size,
+                            bootstrap=bootstrap, seed=seed, reextract=reextract, progress=True)
     typer.echo(format_report(report, max_group_rows=max_groups))
     if json_out is not None:
         write_report(report, json_out)
         typer.echo(f"report written to {json_out}")
 
-
-def parse_size(text: str | None) -> tuple[int, int] | None:
-    """``"640"`` or ``"640x480"`` -> ``(W, H)``."""
-    if text is None:
-        return None
-    try:
-        dims = [int(v) for v in text.lower().split("x")]
-        if len(dims) == 1:
-            dims *= 2
-        if len(dims) != 2 or min(dims) <= 0:
-            raise ValueError
-    except ValueError:
-        raise MedgroundError(f"--image-size must be W or WxH (positive integers), got {text!r}") from None
-    return dims[0], dims[1]

@@ -34,8 +34,8 @@ def predict(
 ) -> None:
     """Predict boxes (and key points) for a dataset, or for one image with --image/--query."""
     from ..models.policy import load_policy
+    from ..predict import default_overlay_path, predict_image
     from ..predict import predict as run_predict
-    from ..predict import predict_image
 
     if (image is None) == (data is None):
         raise MedgroundError("give either --data DATA.jsonl --out PRED.jsonl, or --image PATH --query TEXT")
@@ -46,7 +46,7 @@ def predict(
     policy = load_policy(model, frame=frame, template=template, device=device, dtype=dtype,
                          min_pixels=min_pixels, max_pixels=max_pixels)
     if image is not None:
-        overlay = out or image.with_name(f"{image.stem}_pred.png")
+        overlay = out or default_overlay_path(image)
         record = predict_image(policy, image, query, template=template, max_new_tokens=max_new_tokens,
                                overlay=overlay, segmenter=segmenter)
         shown = {k: v for k, v in record.items() if k != "mask" or not isinstance(v, dict)}
@@ -57,6 +57,5 @@ def predict(
                           max_new_tokens=max_new_tokens, limit=limit, retry_errors=retry_errors,
                           overwrite=overwrite, segmenter=segmenter)
     typer.echo(str(summary))
-    if summary.errors:
-        typer.echo(f"{summary.errors} samples failed (first: {summary.error_ids[0]}); see their \"error\" field",
-                   err=True)
+    if summary.failures():
+        typer.echo(summary.failures(), err=True)

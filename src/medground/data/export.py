@@ -1,6 +1,12 @@
 """Export canonical datasets to what the trainers consume.
 
-* :func:`export_verl` — verl RL parquet in MedReasoner's (U-MRG-14K) layout, one file per
+Formats are registered in :data:`EXPORTERS` (a :class:`medground.registry.Registry`:
+name -> exporter with a description and documented options, each option's default
+being the format's default, e.g. the coordinate ``frame``); :func:`export` reads a
+converted dataset and dispatches through it, which is what ``medground data export
+FORMAT`` calls.
+
+* ``verl`` (:func:`export_verl`) — verl RL parquet in MedReasoner's (U-MRG-14K) layout, one file per
   split: ``data_source`` (str), ``prompt`` (chat messages ``[{"role": "user", "content":
   ...}]``), ``images`` / ``masks`` (lists of ``{"bytes", "path"}`` image structs),
   ``ability`` (str), ``reward_model`` ``{"style": "rule", "ground_truth": JSON string
@@ -12,14 +18,21 @@
   template instead, for verl's stock ``RLHFDataset``.  The ground truth is written in
   the policy's coordinate ``frame`` (default ``qwen2.5-vl``; MedReasoner compares
   answers with it directly).
-* :func:`export_trl` — a TRL-ready ``datasets.DatasetDict`` saved with ``save_to_disk``,
+* ``trl`` (:func:`export_trl`) — a TRL-ready ``datasets.DatasetDict`` saved with ``save_to_disk``,
   built by :mod:`medground.data.trl_dataset` (``grpo_dataset`` / ``sft_dataset``: the
   columns the trainers and rewards read, prompt from a named template in the policy's
   frame).
-* :func:`export_r1_json` — MedGround-R1 / VLM-R1 training JSON (``image``, ``problem``,
-  ``solution``, ``normalized_solution``).
+* ``r1-json`` (:func:`export_r1_json`) — MedGround-R1 / VLM-R1 training JSON (``image``, ``problem``,
+  ``solution``, ``normalized_solution``), boxes in original pixels by default.
 
 Both RL engines therefore train on the same samples, prompts and coordinate frame.
+
+>>> EXPORTERS.names()
+['r1-json', 'trl', 'verl']
+>>> {name: EXPORTERS.entry(name).options["frame"].default for name in EXPORTERS}
+{'r1-json': 'pixels', 'trl': 'qwen2.5-vl', 'verl': 'qwen2.5-vl'}
+>>> EXPORTERS.entry("R1").name
+'r1-json'
 """
 
 from __future__ import annotations
@@ -29,16 +42,27 @@ import json
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import MedgroundError
+from ..fileio import atomic_json, atomic_path
 from ..geometry import PIXELS, Frame, map_boxes, map_points
+from ..registry import Option, Registry
 from ..templates import R1_QUESTION
 from .schema import Sample, read_jsonl
+from .trl_dataset import sample_size
 
 RAW_IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+#: The frame RL exports answer in unless told otherwise (Qwen2.5-VL's absolute pixels of the resized image).
+POLICY_FRAME = "qwen2.5-vl"
+DEFAULT_ABILITY = "medical_grounding"
+
+#: name -> exporter (see :func:`export`); an exporter is ``fn(by_split, out, *, source, progress, **options)
+#: -> ExportResult`` whose options are documented (with the format's defaults) in its entry.
+EXPORTERS = Registry("export format", hint="see `medground data export list`")
 
 
 def load_dataset_dir(data: str | os.PathLike, splits: Iterable[str] | None = None) -> dict[str, list[Sample]]:
@@ -66,15 +90,6 @@ def load_dataset_dir(data: str | os.PathLike, splits: Iterable[str] | None = Non
 
 
 # ----------------------------------------------------------------------------- shared pieces
-
-
-def sample_size(s: Sample) -> tuple[int, int]:
-    """``(W, H)`` of a sample (from the record, else the image header)."""
-    if s.width and s.height:
-        return int(s.width), int(s.height)
-    from .io import image_size
-
-    return image_size(s.image)
 
 
 def key_points(s: Sample) -> tuple[list[list[float]], str]:
@@ -117,8 +132,8 @@ def _r(values, nd=2):
 # ----------------------------------------------------------------------------- verl parquet
 
 
-def verl_row(s: Sample, index: int, *, frame="qwen2.5-vl", template: str | None = None,
-             ability: str = "medical_grounding", embed_images: bool = True) -> dict:
+def verl_row(s: Sample, index: int, *, frame=POLICY_FRAME, template: str | None = None,
+             ability: str = DEFAULT_ABILITY, embed_images: bool = True) -> dict:
     """One verl / MedReasoner parquet row for a sample (see the module docstring)."""
     if not s.boxes:
         raise MedgroundError(f"sample {s.id}: no box to export")
@@ -200,9 +215,9 @@ def export_verl(
     by_split: dict[str, list[Sample]],
     out: str | os.PathLike,
     *,
-    frame="qwen2.5-vl",
+    frame=POLICY_FRAME,
     template: str | None = None,
-    ability: str = "medical_grounding",
+    ability: str = DEFAULT_ABILITY,
     embed_images: bool = True,
     batch_rows: int = 256,
     progress: bool = True,
@@ -219,24 +234,21 @@ def export_verl(
     written = {}
     for split, samples in sorted(by_split.items()):
         target = outd / f"{split}.parquet"
-        tmp = outd / f".{split}.parquet.tmp"
-        writer = pq.ParquetWriter(tmp, schema)
-        try:
-            rows = []
-            for i, s in enumerate(tqdm(samples, desc=f"verl {split}", disable=not progress or None, unit="sample")):
-                rows.append(verl_row(s, i, frame=frame, template=template, ability=ability,
-                                     embed_images=embed_images))
-                if len(rows) >= batch_rows:
+        with atomic_path(target) as tmp:
+            writer = pq.ParquetWriter(tmp, schema)
+            try:
+                rows = []
+                for i, s in enumerate(tqdm(samples, desc=f"verl {split}", disable=not progress or None,
+                                           unit="sample")):
+                    rows.append(verl_row(s, i, frame=frame, template=template, ability=ability,
+                                         embed_images=embed_images))
+                    if len(rows) >= batch_rows:
+                        writer.write_table(pa.Table.from_pylist(rows, schema=schema))
+                        rows = []
+                if rows or not samples:
                     writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-                    rows = []
-            if rows or not samples:
-                writer.write_table(pa.Table.from_pylist(rows, schema=schema))
-        except BaseException:
-            writer.close()
-            tmp.unlink(missing_ok=True)
-            raise
-        writer.close()
-        os.replace(tmp, target)
+            finally:
+                writer.close()
         written[split] = target
     return written
 
@@ -249,7 +261,7 @@ def export_trl(
     out: str | os.PathLike,
     *,
     template: str = "r1",
-    frame="qwen2.5-vl",
+    frame=POLICY_FRAME,
     kind: str = "grpo",
 ):
     """Build the TRL dataset of every split with :mod:`medground.data.trl_dataset`
@@ -280,6 +292,8 @@ def r1_records(samples: Iterable[Sample], *, frame="pixels", image_root: str | o
     ``problem``, ``solution`` (``xyxy`` in ``frame``), ``normalized_solution`` (0–1000 ints)."""
     f = Frame.parse(frame)
     for s in samples:
+        if not s.boxes:
+            raise MedgroundError(f"sample {s.id}: no box to export")
         W, H = sample_size(s)
         sol = map_boxes([s.boxes[0]], (W, H), src=PIXELS, dst=f)[0]
         norm = map_boxes([s.boxes[0]], (W, H), src=PIXELS, dst=Frame("norm1000"))[0]
@@ -301,18 +315,101 @@ def r1_records(samples: Iterable[Sample], *, frame="pixels", image_root: str | o
 
 def export_r1_json(by_split: dict[str, list[Sample]], out: str | os.PathLike, *, frame="pixels",
                    image_root=None) -> dict[str, Path]:
-    """Write ``out/{split}.json`` (a JSON list per split)."""
-    from .converters.base import _atomic_json
-
+    """Write ``out/{split}.json`` (a JSON list per split, atomically)."""
     written = {}
     for split, samples in sorted(by_split.items()):
-        target = Path(out) / f"{split}.json"
-        _atomic_json(list(r1_records(samples, frame=frame, image_root=image_root)), target)
-        written[split] = target
+        written[split] = atomic_json(list(r1_records(samples, frame=frame, image_root=image_root)),
+                                     Path(out) / f"{split}.json")
     return written
 
 
+# ----------------------------------------------------------------------------- the registry
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote: per split, the number of rows / records and the file (no file
+    for ``trl``, whose splits live in one ``save_to_disk`` folder)."""
+
+    format: str
+    out: Path
+    counts: dict[str, int]
+    files: dict[str, Path] = field(default_factory=dict)
+    unit: str = "rows"
+
+    def summary(self) -> str:
+        """What ``medground data export`` prints."""
+        if not self.files:
+            parts = ", ".join(f"{split} {n}" for split, n in self.counts.items())
+            return f"saved {parts} to {self.out} (datasets.load_from_disk)"
+        return "\n".join(f"{split}: {self.counts[split]} {self.unit} -> {path}" for split, path in self.files.items())
+
+
+_FRAME_HELP = ("coordinate frame of the targets = the policy's answer frame: qwen2.5-vl, norm1000, norm1, pixels, "
+               "fixed:640")
+
+
+@EXPORTERS.register("verl", description="verl RL parquet in MedReasoner's U-MRG-14K layout, one file per split",
+                    options={
+                        "frame": Option(_FRAME_HELP, default=POLICY_FRAME),
+                        "template": Option("prompt template rendered into the prompt (default: the bare question, "
+                                           "as in MedReasoner)", default=None),
+                        "ability": Option("the 'ability' column", default=DEFAULT_ABILITY),
+                        "embed_images": Option("store image / mask bytes (false: their paths)", default=True),
+                        "batch_rows": Option("rows written at a time", default=256, changes_result=False),
+                    })
+def _verl(by_split, out, *, source, progress, **options) -> ExportResult:
+    files = export_verl(by_split, out, progress=progress, **options)
+    return ExportResult("verl", Path(out), {split: len(by_split[split]) for split in files}, files, "rows")
+
+
+@EXPORTERS.register("trl", description="TRL datasets.DatasetDict (save_to_disk) with the trainers' columns",
+                    options={
+                        "frame": Option(_FRAME_HELP, default=POLICY_FRAME),
+                        "template": Option("prompt template", default="r1"),
+                        "kind": Option("grpo (prompt + ground truth) or sft (adds the teacher completion)",
+                                       default="grpo"),
+                    })
+def _trl(by_split, out, *, source, progress, **options) -> ExportResult:
+    dd = export_trl(by_split, out, **options)
+    return ExportResult("trl", Path(out), {split: len(ds) for split, ds in dd.items()})
+
+
+@EXPORTERS.register("r1-json", aliases=("r1_json", "r1"),
+                    description="MedGround-R1 / VLM-R1 training JSON (image, problem, solution, normalized_solution)",
+                    options={
+                        "frame": Option(_FRAME_HELP, default="pixels"),
+                        "image_root": Option("write image paths relative to this folder (default: the dataset "
+                                             "folder, when the data is one)", default=None),
+                    })
+def _r1_json(by_split, out, *, source, progress, image_root=None, **options) -> ExportResult:
+    if image_root is None and source is not None and Path(source).is_dir():
+        image_root = Path(source)
+    files = export_r1_json(by_split, out, image_root=image_root, **options)
+    return ExportResult("r1-json", Path(out), {split: len(by_split[split]) for split in files}, files, "records")
+
+
+def export(format: str, data: str | os.PathLike, out: str | os.PathLike, *, splits: Iterable[str] | None = None,
+           progress: bool = True, **options) -> ExportResult:
+    """Export the converted dataset ``data`` (a folder of ``{split}.jsonl`` or one JSONL
+    file) as ``format`` (a name in :data:`EXPORTERS`) into ``out``.
+
+    ``splits`` keeps only those splits; ``options`` are the format's own (``frame``,
+    ``template``...: ``medground data export list``); those not given (or None) take the
+    format's defaults.  An unknown format or an option the format does not take raises
+    :class:`MedgroundError`."""
+    entry = EXPORTERS.entry(format)
+    options = {key: value for key, value in options.items() if value is not None}
+    entry.check_options(options, EXPORTERS.kind)
+    by_split = load_dataset_dir(data, splits)
+    settings = {key: opt.default for key, opt in entry.options.items()} | options
+    return entry.load()(by_split, out, source=Path(data), progress=progress, **settings)
+
+
 __all__ = [
+    "EXPORTERS",
+    "ExportResult",
+    "export",
     "export_r1_json",
     "export_trl",
     "export_verl",

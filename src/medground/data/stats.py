@@ -9,8 +9,12 @@ quantiles of
 * ``aspect`` — box width / height,
 * ``width`` / ``height`` — box sides in original pixels.
 
-:func:`format_table` prints them; :func:`plot_stats` writes ``stats.png`` with one
-histogram of relative size and one of ``log2(aspect)`` per category (matplotlib, Agg).
+:func:`format_table` prints them; :func:`plot_stats` writes ``stats.png`` (beside the
+dataset unless told otherwise) with one histogram of relative size and one of
+``log2(aspect)`` per category (matplotlib, Agg).
+
+>>> default_plot_path("data/mscxr/test.jsonl").as_posix()
+'data/mscxr/stats.png'
 """
 
 from __future__ import annotations
@@ -22,12 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MedgroundError
+from ..fileio import atomic_path
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def _box_arrays(samples):
-    from .export import sample_size
+    from .trl_dataset import sample_size
 
     per_cat: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for s in samples:
@@ -107,9 +112,17 @@ def format_table(stats: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_stats(stats: dict, out: str | os.PathLike, *, top: int = 8) -> Path:
+def default_plot_path(data: str | os.PathLike) -> Path:
+    """Where the histograms of a dataset go by default: ``stats.png`` in the dataset
+    folder (or beside the JSONL file)."""
+    p = Path(data)
+    return (p if p.is_dir() else p.parent) / "stats.png"
+
+
+def plot_stats(stats: dict, out: str | os.PathLike | None = None, *, top: int = 8) -> Path:
     """Histograms of relative box size and log2 aspect per category (the ``top`` largest
-    categories, the rest pooled as "other") written to ``out`` (PNG)."""
+    categories, the rest pooled as "other") written to ``out`` (PNG; default
+    :func:`default_plot_path` of the dataset)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -149,10 +162,12 @@ def plot_stats(stats: dict, out: str | os.PathLike, *, top: int = 8) -> Path:
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{stats['data']} — {stats['overall']['boxes']} boxes")
     fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    out = Path(out) if out is not None else default_plot_path(stats["data"])
+    try:
+        with atomic_path(out) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)
     return out
 
 

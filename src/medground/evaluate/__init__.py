@@ -17,26 +17,27 @@ See ``docs/evaluation.md`` for every rule.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from pathlib import Path
 
 from ..data.schema import Sample, read_jsonl
 from ..errors import MedgroundError
+from ..fileio import atomic_json
 from ..metrics import IOU_VARIANTS
-from .readers import FORMATS, detect_format, extract_vlm_r1_box, read_predictions
+from .readers import FORMATS, READERS, detect_format, extract_vlm_r1_box, read_predictions
 from .report import THRESHOLDS, build_report
 from .scoring import rows_from_stored_scores, score_against_dataset, score_with_embedded_truth
 from .table import format_report
 
 __all__ = [
     "FORMATS",
+    "READERS",
     "THRESHOLDS",
     "detect_format",
     "evaluate",
     "extract_vlm_r1_box",
     "format_report",
+    "parse_image_size",
     "write_report",
 ]
 
@@ -50,7 +51,7 @@ def evaluate(
     format: str = "auto",
     iou: str = "standard",
     frame: str | None = None,
-    image_size: tuple[int, int] | None = None,
+    image_size: tuple[int, int] | str | None = None,
     bootstrap: int = 1000,
     seed: int = 0,
     reextract: bool = False,
@@ -67,9 +68,9 @@ def evaluate(
       categories (joined by position; the ground truth stays the log's).
     * ``iou``: ``standard`` or ``vlm-r1`` (the inclusive-pixel IoU of those scripts).
     * ``frame``: the coordinate frame foreign predictions are in (``medreasoner`` with ``data``;
-      ``vlm-r1`` with ``image_size = (W, H)`` of the ground truth's images, e.g. ``qwen2.5-vl``
-      answers in 644 px for 640-px images), and the fallback frame for ``medground`` completions
-      without a ``frame`` field.
+      ``vlm-r1`` with ``image_size = (W, H)`` — or ``"WxH"`` / ``"W"`` — of the ground truth's images,
+      e.g. ``qwen2.5-vl`` answers in 644 px for 640-px images), and the fallback frame for ``medground``
+      completions without a ``frame`` field.
     * ``bootstrap``: resamples for the 95 % intervals (0 turns them off), seeded by ``seed``.
     * ``reextract``: ``vlm-r1`` logs: extract the box again from ``model_output`` instead of
       using the stored ``extracted_answer``.
@@ -79,13 +80,17 @@ def evaluate(
         raise MedgroundError(f"unknown IoU variant {iou!r}; choose one of {', '.join(IOU_VARIANTS)}")
     if bootstrap < 0:
         raise MedgroundError(f"--bootstrap must be >= 0, got {bootstrap}")
-    if format not in (None, "auto", *FORMATS):
-        raise MedgroundError(f"unknown prediction format {format!r}; choose auto or one of {', '.join(FORMATS)}")
+    if format not in (None, "", "auto"):
+        READERS.entry(format)  # an unknown name fails here, with close matches
+    if isinstance(image_size, str):
+        image_size = parse_image_size(image_size)
     fmt, records, source = read_predictions(predictions, format, reextract=reextract)
-    if image_size is not None and fmt != "vlm-r1":
-        raise MedgroundError(f"--image-size applies to vlm-r1 logs only, not to format {fmt!r}")
-    if frame and fmt == "medreasoner" and data is None:
-        raise MedgroundError("--frame with a medreasoner file needs --data (the stored scores cannot be re-mapped)")
+    truth = READERS.get(fmt).truth
+    if image_size is not None and truth != "embedded":
+        embedded = ", ".join(n for n in READERS if READERS.get(n).truth == "embedded")
+        raise MedgroundError(f"--image-size applies to {embedded} logs only, not to format {fmt!r}")
+    if frame and truth == "stored" and data is None:
+        raise MedgroundError(f"--frame with a {fmt} file needs --data (the stored scores cannot be re-mapped)")
     samples = _samples(data)
     if not isinstance(predictions, (str, os.PathLike)):
         predictions = "<predictions>"
@@ -93,39 +98,22 @@ def evaluate(
         data = "<dataset>"
     extra: list[str] = []
     iou_source = "recomputed"
-    if fmt == "medground":
-        if samples is None:
-            raise MedgroundError(f"{predictions}: format 'medground' needs --data DATASET.jsonl (the ground truth)")
-        rows, extra = score_against_dataset(
-            records, samples, variant=iou, pred_path=predictions, data_path=data, frame=frame, progress=progress
-        )
-    elif fmt == "vlm-r1":
-        rows = score_with_embedded_truth(
-            records,
-            variant=iou,
-            samples=samples,
-            pred_path=predictions,
-            data_path=data,
-            frame=frame,
-            image_size=image_size,
-        )
-    elif samples is not None:  # medreasoner, recomputed against the dataset
-        rows, extra = score_against_dataset(
-            records,
-            samples,
-            variant=iou,
-            pred_path=predictions,
-            data_path=data,
-            frame=frame or "pixels",
-            convert_frame=True,
-            progress=progress,
-        )
-    else:  # medreasoner, its own stored scores
+    if truth == "embedded":
+        rows = score_with_embedded_truth(records, variant=iou, samples=samples, pred_path=predictions,
+                                         data_path=data, frame=frame, image_size=image_size)
+    elif truth == "stored" and samples is None:  # the file's own per-sample scores
         rows = rows_from_stored_scores(records)
         iou_source = "stored"
+    else:  # against the dataset: boxes in pixels (completions in their frame), or all in `frame`
+        if samples is None:
+            raise MedgroundError(f"{predictions}: format {fmt!r} needs --data DATASET.jsonl (the ground truth)")
+        in_frame = truth == "stored"
+        rows, extra = score_against_dataset(records, samples, variant=iou, pred_path=predictions, data_path=data,
+                                            frame=(frame or "pixels") if in_frame else frame,
+                                            convert_frame=in_frame, progress=progress)
     report = {
         "format": fmt,
-        "iou_variant": iou if iou_source == "recomputed" else "medreasoner (stored)",
+        "iou_variant": iou if iou_source == "recomputed" else f"{fmt} (stored)",
         "iou_source": iou_source,
         "predictions": str(predictions),
         "data": None if data is None else str(data),
@@ -154,11 +142,23 @@ def _samples(data) -> list[Sample] | None:
 
 def write_report(report: dict, path) -> Path:
     """Write the report as JSON, atomically (temp file + rename)."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=out.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, out)
-    return out
+    return atomic_json(report, path)
+
+
+def parse_image_size(text: str | None) -> tuple[int, int] | None:
+    """``"640"`` or ``"640x480"`` -> ``(W, H)`` (None stays None).
+
+    >>> parse_image_size("640"), parse_image_size("640x480")
+    ((640, 640), (640, 480))
+    """
+    if text is None:
+        return None
+    try:
+        dims = [int(v) for v in text.lower().split("x")]
+        if len(dims) == 1:
+            dims *= 2
+        if len(dims) != 2 or min(dims) <= 0:
+            raise ValueError
+    except ValueError:
+        raise MedgroundError(f"--image-size must be W or WxH (positive integers), got {text!r}") from None
+    return dims[0], dims[1]

@@ -22,6 +22,14 @@ Formats
     "points", "iou", "pdice"}``, plus ``dice_points`` / ``dice_bbox`` /
     ``dice_joint`` once its ``statistic.py`` has run).
 
+The formats live in :data:`READERS` (a :class:`medground.registry.Registry` of
+:class:`PredictionReader`: how to read the file, and how to recognise it for
+``--format auto``); adding a format is one ``READERS.register`` call.
+
+>>> READERS.names()
+['medground', 'medreasoner', 'vlm-r1']
+>>> list(READERS.entry("vlm-r1").options)
+['reextract']
 >>> extract_vlm_r1_box('<think>..</think><answer>{"bbox_2d": [1, 2, 30, 40]}</answer>')
 [1, 2, 30, 40]
 >>> extract_vlm_r1_box('<answer>{"bbox_2d": [1, 2, 30, 40]}') is None   # no closing tag
@@ -35,15 +43,23 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..data.schema import iter_jsonl
 from ..errors import MedgroundError, where
+from ..registry import Option, Registry
 
-FORMATS = ("medground", "vlm-r1", "medreasoner")
+#: name -> :class:`PredictionReader` (filled at the end of this module).
+READERS = Registry("prediction format", hint="or auto: detected from the content")
+#: The prediction formats (the registry: iterating gives the names).
+FORMATS = READERS
+#: What ``--format auto`` falls back to when no reader recognises the file.
+DEFAULT_FORMAT = "medground"
+#: Where a format's ground truth comes from (see :class:`PredictionReader`).
+TRUTH_SOURCES = ("dataset", "embedded", "stored")
 
 #: The released VLM-R1 ``extract_bbox_answer`` (src/eval/test_rec_r1.py), verbatim patterns.
 VLM_R1_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -80,35 +96,53 @@ class PredRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def detect_format(path) -> str:
-    """Guess the format of a prediction file from its content.
+@dataclass(frozen=True)
+class PredictionReader:
+    """One prediction-file format.
 
-    A JSON array is ``medreasoner``; a JSON object with ``results`` is ``vlm-r1``;
-    anything else (JSON lines) is ``medground``.
+    ``read(path, **options)`` gives the file's records (an iterable of
+    :class:`PredRecord`, or ``(records, info)`` when the file describes itself);
+    ``sniff(text, path)`` says whether a file with this content is in the format
+    (None: the reader is only chosen by name or as the fallback).  ``truth`` says how
+    :func:`medground.evaluate.evaluate` scores the records: ``"dataset"`` (joined by id to
+    the dataset, which is required; boxes in original pixels, completions parsed in their
+    frame), ``"embedded"`` (``gt_boxes`` inside the file; the dataset only adds ids and
+    categories) or ``"stored"`` (the file's own per-sample scores, or with a dataset its
+    boxes / points, in the given frame, recomputed against it)."""
+
+    read: Callable[..., Any]
+    sniff: Callable[[str, Any], bool] | None = None
+    truth: str = "dataset"
+
+    def __post_init__(self):
+        if self.truth not in TRUTH_SOURCES:
+            raise ValueError(f"truth must be one of {', '.join(TRUTH_SOURCES)}, got {self.truth!r}")
+
+    def __call__(self, path, **options) -> tuple[list[PredRecord], dict]:
+        out = self.read(path, **options)
+        return out if isinstance(out, tuple) else (list(out), {})
+
+
+def detect_format(path) -> str:
+    """Guess the format of a prediction file from its content: the first registered
+    reader whose ``sniff`` recognises it, else ``medground`` (JSON lines).
+
+    A JSON array is ``medreasoner``; a JSON object with ``results`` is ``vlm-r1``.
     """
     text = _read_text(path)
-    head = text.lstrip()
-    if head.startswith("["):
-        return "medreasoner"
-    if head.startswith("{"):
-        first_line = head.splitlines()[0].strip()
-        if first_line == "{":  # a pretty-printed JSON document, not JSON lines
-            obj = _load_json_document(path, text)
-            return "vlm-r1" if isinstance(obj, dict) and "results" in obj else "medground"
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError:
-            return "medground"
-        if isinstance(obj, dict) and "results" in obj and "id" not in obj:
-            return "vlm-r1"
-    return "medground"
+    for entry in READERS.entries():
+        reader = entry.load()
+        if reader.sniff is not None and reader.sniff(text, path):
+            return entry.name
+    return DEFAULT_FORMAT
 
 
 def read_predictions(path, fmt: str = "auto", *, reextract: bool = False) -> tuple[str, list[PredRecord], dict]:
     """Read a prediction file; returns ``(format, records, source_info)``.
 
     ``source_info`` holds what the file says about itself (e.g. the ``accuracy`` of a
-    VLM-R1 log and how far re-extraction agrees with the stored answers).
+    VLM-R1 log and how far re-extraction agrees with the stored answers).  ``reextract``
+    is an option of ``vlm-r1`` only.
     """
     if not isinstance(path, (str, os.PathLike)):  # in-memory prediction dicts (medground format)
         if fmt not in (None, "", "auto", "medground"):
@@ -116,14 +150,11 @@ def read_predictions(path, fmt: str = "auto", *, reextract: bool = False) -> tup
         return "medground", medground_records(path), {}
     if fmt in (None, "", "auto"):
         fmt = detect_format(path)
-    if fmt == "medground":
-        return fmt, list(read_medground(path)), {}
-    if fmt == "vlm-r1":
-        records, info = read_vlm_r1(path, reextract=reextract)
-        return fmt, records, info
-    if fmt == "medreasoner":
-        return fmt, list(read_medreasoner(path)), {}
-    raise MedgroundError(f"unknown prediction format {fmt!r}; choose auto or one of {', '.join(FORMATS)}")
+    entry = READERS.entry(fmt)
+    options = {"reextract": True} if reextract else {}
+    entry.check_options(options, READERS.kind)
+    records, info = entry.load()(path, **options)
+    return entry.name, records, info
 
 
 # --------------------------------------------------------------------------- medground
@@ -144,11 +175,7 @@ def medground_records(rows, source="<predictions>") -> list[PredRecord]:
 
 def medground_record(obj, *, line: int, index: int, source) -> PredRecord:
     """One ``medground`` prediction dict as a record; malformed fields raise naming the line."""
-    if not isinstance(obj, dict):
-        raise MedgroundError(f"{where(source, line)}: expected a JSON object, got {type(obj).__name__}")
-    if obj.get("id") in (None, ""):
-        raise MedgroundError(f"{where(source, line)}: missing field 'id'")
-    sid = str(obj["id"])
+    sid = _object_id(obj, source, line)
     loc = where(source, line, sid)
     boxes = _boxes_field(obj.get("boxes"), loc, "boxes")
     completion = obj.get("completion")
@@ -276,11 +303,7 @@ def read_medreasoner(path) -> Iterator[PredRecord]:
     lines = _LineIndex(text)
     for index, item in enumerate(obj):
         line = lines.line(offsets[index]) if index < len(offsets) else 0
-        if not isinstance(item, dict):
-            raise MedgroundError(f"{where(path, line)}: expected a JSON object, got {type(item).__name__}")
-        if item.get("id") in (None, ""):
-            raise MedgroundError(f"{where(path, line)}: missing field 'id'")
-        sid = str(item["id"])
+        sid = _object_id(item, path, line)
         loc = where(path, line, sid)
         for key in ("bbox", "iou"):
             if key not in item:
@@ -309,7 +332,49 @@ def read_medreasoner(path) -> Iterator[PredRecord]:
         yield rec
 
 
+# --------------------------------------------------------------------------- the registry
+
+
+def _is_json_array(text: str, path) -> bool:
+    return text.lstrip().startswith("[")
+
+
+def _is_vlm_r1_log(text: str, path) -> bool:
+    """A JSON object with ``results`` (a one-line object also needs no ``id``: that is a
+    medground JSONL file with a single line)."""
+    head = text.lstrip()
+    if not head.startswith("{"):
+        return False
+    if head.splitlines()[0].strip() == "{":  # a pretty-printed JSON document, not JSON lines
+        obj = _load_json_document(path, text)
+        return isinstance(obj, dict) and "results" in obj
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError:  # JSON lines
+        return False
+    return isinstance(obj, dict) and "results" in obj and "id" not in obj
+
+
+READERS.register("medground", PredictionReader(read_medground),
+                 description="JSONL written by `medground predict` (ground truth from --data)")
+READERS.register("vlm-r1", PredictionReader(read_vlm_r1, sniff=_is_vlm_r1_log, truth="embedded"),
+                 description="VLM-R1 / MedGround-R1 evaluation log (ground truth inside)",
+                 options={"reextract": Option("extract the boxes again from model_output instead of using the "
+                                              "stored extracted_answer", default=False)})
+READERS.register("medreasoner", PredictionReader(read_medreasoner, sniff=_is_json_array, truth="stored"),
+                 description="MedReasoner eval/eval.py per-sample output (stored scores, or recomputed with --data)")
+
+
 # --------------------------------------------------------------------------- helpers (pure)
+
+
+def _object_id(obj, source, line: int) -> str:
+    """The ``id`` of a per-sample JSON object; not an object, or no id, raises naming the line."""
+    if not isinstance(obj, dict):
+        raise MedgroundError(f"{where(source, line)}: expected a JSON object, got {type(obj).__name__}")
+    if obj.get("id") in (None, ""):
+        raise MedgroundError(f"{where(source, line)}: missing field 'id'")
+    return str(obj["id"])
 
 
 def _read_text(path) -> str:

@@ -1,8 +1,9 @@
 """Converters from public releases to the canonical schema.
 
-``CONVERTERS`` maps a source name to a :class:`~.base.ConverterSpec`; each converter is
-one module of this package that decorates its ``convert(ctx)`` function with
-:func:`~.base.register`, so adding a dataset means adding one file here.
+``CONVERTERS`` is the converter registry (a :class:`medground.registry.Registry`: name
+-> entry with a description and documented options); each converter is one module of
+this package that decorates its ``convert(ctx)`` function with :func:`~.base.register`,
+and every module here is imported below, so adding a dataset means adding one file.
 
 =================  ===========================================================================
 ``mscxr``          PhysioNet MS-CXR CSV (v1.0.0 and v1.1.0 layouts), MIMIC-CXR-JPG images
@@ -14,6 +15,8 @@ one module of this package that decorates its ``convert(ctx)`` function with
 
 >>> sorted(CONVERTERS)
 ['chestxray8', 'm3d-refseg', 'medrpg', 'mscxr', 'umrg']
+>>> CONVERTERS.entry("umrg").options["batch_size"].default
+64
 """
 
 from __future__ import annotations
@@ -21,13 +24,14 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .base import REGISTRY, ConverterSpec, Report, get_spec, run
+from .base import REGISTRY, Report, get_spec, run
 
 for _mod in pkgutil.iter_modules(__path__):
     if _mod.name != "base" and not _mod.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-CONVERTERS: dict[str, ConverterSpec] = REGISTRY
+#: The converter registry (iterating gives the names; ``.entry(name)`` the description and options).
+CONVERTERS = REGISTRY
 
 
 def convert(source: str, input, out, **kwargs) -> Report:
@@ -35,4 +39,4 @@ def convert(source: str, input, out, **kwargs) -> Report:
     return run(source, input, out, **kwargs)
 
 
-__all__ = ["CONVERTERS", "ConverterSpec", "Report", "convert", "get_spec", "run"]
+__all__ = ["CONVERTERS", "Report", "convert", "get_spec", "run"]

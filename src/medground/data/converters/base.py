@@ -1,12 +1,12 @@
-"""What every converter shares: options, row skipping, strict mode, validation, the
-report and the output files.
+"""What every converter shares: the registry, options, row skipping, strict mode,
+validation, the report and the output files.
 
 A converter is one small function ``convert(ctx) -> Iterable[Sample]`` registered with
-:func:`register` in its own module.  It reads ``ctx.input``, yields canonical samples
-(``xyxy`` boxes in original pixels of ``sample.image``) and calls ``ctx.skip(row,
-reason)`` for rows it cannot use.  :func:`run` drives it: validates every sample
-(finite boxes of positive area inside the image, unique ids, a query), counts splits
-and categories, and writes
+:func:`register` in its own module of this package (so adding a dataset is one file).
+It reads ``ctx.input``, yields canonical samples (``xyxy`` boxes in original pixels of
+``sample.image``) and calls ``ctx.skip(row, reason)`` for rows it cannot use.
+:func:`run` drives it: validates every sample (finite boxes of positive area inside the
+image, unique ids, a query), counts splits and categories, and writes
 
 * ``DIR/{split}.jsonl`` — the canonical samples of each split,
 * ``DIR/convert_report.json`` — counts per split / category, skipped rows with their
@@ -15,63 +15,89 @@ and categories, and writes
 Missing image files are reported, not fatal, unless ``strict`` (then every skipped row
 or missing image raises :class:`MedgroundError`).  ``skip_missing`` drops samples whose
 image is missing instead of keeping them.
+
+Converters live in :data:`REGISTRY` (a :class:`medground.registry.Registry`); their
+specific options are :class:`medground.registry.Option` s whose default also gives the
+type a ``KEY=VALUE`` string is read as:
+
+>>> entry = get_spec("m3d-refseg")
+>>> parse_options(entry, parse_option_items(["slices=3", "window=lung"]))["slices"]
+3
+>>> get_spec("mscxrr")
+Traceback (most recent call last):
+  ...
+medground.errors.MedgroundError: unknown converter 'mscxrr'; did you mean mscxr? (see `medground data convert list`)
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ...errors import MedgroundError, where
+from ...fileio import atomic_json
+from ...geometry import PIXELS, Frame, map_boxes
+from ...registry import Entry, Option, Registry
 from ..schema import Sample, write_jsonl
 
-#: name -> ConverterSpec, filled by :func:`register` when the converter modules are imported.
-REGISTRY: dict[str, ConverterSpec] = {}
+#: name -> converter entry; filled by :func:`register` when the converter modules are imported
+#: (``medground.data.converters`` imports every module of the package).
+REGISTRY = Registry("converter", hint="see `medground data convert list`")
 
 #: boxes at most this many pixels outside the image are clipped; farther ones are skipped.
 CLIP_TOLERANCE = 2.0
 MAX_LISTED = 200  # skipped rows / missing images listed in full in the report
 
-
-@dataclass(frozen=True)
-class Option:
-    default: Any
-    help: str
+__all__ = ["REGISTRY", "Context", "Option", "Report", "Settings", "get_spec", "parse_option_items", "parse_options",
+           "register", "run"]
 
 
-@dataclass(frozen=True)
-class ConverterSpec:
-    """A registered converter: ``func(ctx)`` yields samples; ``options`` are its specific
-    ``--option KEY=VALUE`` settings with defaults."""
+def register(name: str, description: str, options: Mapping[str, Option] | None = None):
+    """Decorator: ``@register("mscxr", "MS-CXR CSV ...", {"key": Option("help", default=...)})``
+    above ``def convert(ctx)``; a name registered twice by different functions raises."""
+    return REGISTRY.register(name, description=description, options=options)
 
-    name: str
-    func: Callable[[Context], Iterable[Sample]]
-    description: str
-    options: dict[str, Option] = field(default_factory=dict)
 
-    def parse_options(self, given: dict[str, Any] | None) -> dict[str, Any]:
-        given = dict(given or {})
-        unknown = sorted(set(given) - set(self.options))
-        if unknown:
-            known = ", ".join(sorted(self.options)) or "none"
-            raise MedgroundError(f"converter {self.name!r}: unknown option(s) {', '.join(unknown)} (known: {known})")
-        out = {}
-        for key, opt in self.options.items():
-            value = given.get(key, opt.default)
-            if key in given and isinstance(given[key], str):
-                value = _coerce(given[key], opt.default, self.name, key)
-            out[key] = value
-        return out
+def get_spec(name: str) -> Entry:
+    """The registry entry of converter ``name`` (its function is ``entry.load()``); an unknown
+    name raises :class:`MedgroundError` with close matches."""
+    from . import CONVERTERS  # imports every converter module
+
+    return CONVERTERS.entry(name)
+
+
+def parse_option_items(items: Iterable[str] | None) -> dict[str, str]:
+    """``["key=value", ...]`` (the CLI's ``-o``) -> ``{"key": "value"}``; dashes in keys
+    become underscores."""
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise MedgroundError(f"--option expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        out[k.strip().replace("-", "_")] = v.strip()
+    return out
+
+
+def parse_options(entry: Entry, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Every option of converter ``entry``: its default, or the given value (strings read as
+    the default's type).  An option the converter does not take raises naming it."""
+    given = dict(given or {})
+    entry.check_options(given, REGISTRY.kind)
+    out = {}
+    for key, opt in entry.options.items():
+        value = given.get(key, opt.default)
+        if key in given and isinstance(given[key], str):
+            value = _coerce(given[key], opt.default, entry.name, key)
+        out[key] = value
+    return out
 
 
 def _coerce(text: str, default, name: str, key: str):
@@ -95,14 +121,16 @@ def _coerce(text: str, default, name: str, key: str):
     return text
 
 
-def register(name: str, description: str, options: dict[str, Option] | None = None):
-    """Decorator: ``@register("mscxr", "MS-CXR CSV ...", {...})`` above ``def convert(ctx)``."""
+@dataclass(frozen=True)
+class Settings:
+    """What every converter run takes besides the converter's own options (the CLI's flags;
+    recorded under ``options`` in the report)."""
 
-    def deco(func):
-        REGISTRY[name] = ConverterSpec(name, func, description, dict(options or {}))
-        return func
-
-    return deco
+    images: Path | None = None
+    strict: bool = False
+    split: str | None = None
+    limit: int | None = None
+    skip_missing: bool = False
 
 
 # ----------------------------------------------------------------------------- report
@@ -150,7 +178,13 @@ class Report:
             **self.extra,
         }
 
+    @property
+    def path(self) -> Path:
+        """Where :func:`run` writes this report."""
+        return Path(self.out) / "convert_report.json"
+
     def summary(self) -> str:
+        """One line: samples per split, skipped rows, missing images."""
         parts = [f"{s} {n}" for s, n in sorted(self.counts.items())]
         line = f"{self.source}: {sum(self.counts.values())} samples ({', '.join(parts) or 'none'})"
         if self.skipped_total:
@@ -158,6 +192,15 @@ class Report:
         if self.missing_total:
             line += f"; {self.missing_total} missing image(s)"
         return line
+
+    def describe(self, top: int = 5) -> str:
+        """What ``medground data convert`` prints: the summary line, the ``top`` most
+        frequent skip reasons and warnings, and where the full report is."""
+        lines = [self.summary()]
+        lines += [f"  skipped {n}: {reason}" for reason, n in self.skip_reasons.most_common(top)]
+        lines += [f"  warning ({n}x): {msg}" for msg, n in self.warnings.most_common(top)]
+        lines.append(f"report: {self.path}")
+        return "\n".join(lines)
 
 
 def _reason_key(reason: str) -> str:
@@ -171,31 +214,18 @@ def _reason_key(reason: str) -> str:
 class Context:
     """What a converter function gets: inputs, options, and the reporting helpers."""
 
-    def __init__(
-        self,
-        spec: ConverterSpec,
-        input: Path,
-        out: Path,
-        *,
-        images: Path | None = None,
-        strict: bool = False,
-        split: str | None = None,
-        limit: int | None = None,
-        skip_missing: bool = False,
-        options: dict[str, Any] | None = None,
-        progress: bool = True,
-    ):
-        self.spec = spec
+    def __init__(self, entry: Entry, input: Path, out: Path, settings: Settings = Settings(), *,
+                 options: Mapping[str, Any] | None = None, progress: bool = True):
+        self.entry = entry
         self.input = Path(input)
         self.out = Path(out)
-        self.images = Path(images) if images else None
-        self.strict = strict
-        self.split = split
-        self.limit = limit
-        self.skip_missing = skip_missing
-        self.options = spec.parse_options(options)
+        self.settings = settings
+        self.images = Path(settings.images) if settings.images else None
+        self.strict = settings.strict
+        self.split = settings.split
+        self.options = parse_options(entry, options)
         self.show_progress = progress
-        self.report = Report(source=spec.name, input=str(input), out=str(out))
+        self.report = Report(source=entry.name, input=str(input), out=str(out))
 
     # -- reporting -------------------------------------------------------------
     def skip(self, row: int | None, reason: str, sample_id=None, file=None) -> None:
@@ -236,7 +266,7 @@ class Context:
             return iterable
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, total=total, desc=desc or f"convert {self.spec.name}", unit="row",
+        return tqdm(iterable, total=total, desc=desc or f"convert {self.entry.name}", unit="row",
                     disable=None, file=sys.stderr)
 
     def option(self, key: str):
@@ -260,6 +290,41 @@ class Context:
             if c.is_file():
                 return c
         return candidates[0]
+
+    def fit_to_image(self, sample: Sample, frame: tuple[int, int] | None, *,
+                     missing_size: tuple[int, int] | None = None, warning: str | None = None) -> bool:
+        """Put ``sample`` (boxes annotated in ``frame``: ``(W, H)`` pixels, None for the image
+        file's own pixels) on the image file it names, setting ``boxes``, ``width`` and
+        ``height``; False when the row had to be skipped.
+
+        * image readable: its size; when it differs from ``frame`` the boxes are mapped
+          (:func:`medground.geometry.map_boxes`), ``meta["resized_from"]`` records ``frame``
+          and ``warning`` (if given) is counted;
+        * image missing: recorded (``meta["image_missing"] = True``), boxes unchanged, size
+          ``frame`` (or ``missing_size``);
+        * image unreadable: the row (``meta["row"]`` of ``meta["file"]``) is skipped.
+        """
+        row, file = sample.meta.get("row"), sample.meta.get("file")
+        boxes = np.asarray(sample.boxes, dtype=np.float64)
+        if not self.image_exists(sample.image, row, sample.id):
+            sample.meta["image_missing"] = True
+            size = frame or missing_size
+        else:
+            from ..io import image_size
+
+            try:
+                size = tuple(int(v) for v in image_size(sample.image))
+            except Exception as exc:  # noqa: BLE001 - any decoder failure: the row is reported as skipped
+                self.skip(row, f"unreadable image {sample.image}: {exc}", sample.id, file=file)
+                return False
+            if frame is not None and tuple(frame) != size:
+                boxes = map_boxes(boxes, frame, src=PIXELS, dst=Frame("fixed", width=size[0], height=size[1]))
+                sample.meta["resized_from"] = list(frame)
+                if warning:
+                    self.warn(warning)
+        sample.boxes = boxes.tolist()
+        sample.width, sample.height = (int(size[0]), int(size[1])) if size else (None, None)
+        return True
 
 
 # ----------------------------------------------------------------------------- validation
@@ -304,15 +369,6 @@ def validate_sample(s: Sample, ctx: Context) -> str | None:
 # ----------------------------------------------------------------------------- running
 
 
-def _atomic_json(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(obj, fh, indent=2, ensure_ascii=False, default=_json_default)
-        fh.write("\n")
-    os.replace(tmp, path)
-
-
 def _json_default(o):
     if isinstance(o, (np.integer,)):
         return int(o)
@@ -325,12 +381,9 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def get_spec(name: str) -> ConverterSpec:
-    from . import CONVERTERS  # ensure all converter modules are imported
-
-    if name not in CONVERTERS:
-        raise MedgroundError(f"unknown converter {name!r}; choose one of {', '.join(sorted(CONVERTERS))}")
-    return CONVERTERS[name]
+def write_json(obj, path: Path) -> Path:
+    """``obj`` as indented JSON, atomically (numpy scalars / arrays and paths allowed)."""
+    return atomic_json(obj, path, default=_json_default)
 
 
 def run(
@@ -343,15 +396,16 @@ def run(
     split: str | None = None,
     limit: int | None = None,
     skip_missing: bool = False,
-    options: dict[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
     progress: bool = True,
 ) -> Report:
     """Convert ``input`` with converter ``source`` into ``out``; return the :class:`Report`.
 
     Writes ``out/{split}.jsonl`` for every split that has samples and
-    ``out/convert_report.json``.
+    ``out/convert_report.json``.  ``options`` are the converter's own (``medground data
+    convert list``); string values are read as the type of the option's default.
     """
-    spec = get_spec(source)
+    entry = get_spec(source)
     inp = Path(input)
     if not inp.exists():
         raise MedgroundError(f"{input}: input not found")
@@ -361,15 +415,16 @@ def run(
         raise MedgroundError(f"--limit must be positive, got {limit}")
     outp = Path(out)
     outp.mkdir(parents=True, exist_ok=True)
-    ctx = Context(spec, inp, outp, images=Path(images) if images else None, strict=strict, split=split,
-                  limit=limit, skip_missing=skip_missing, options=options, progress=progress)
+    settings = Settings(images=Path(images) if images else None, strict=strict, split=split, limit=limit,
+                        skip_missing=skip_missing)
+    ctx = Context(entry, inp, outp, settings, options=options, progress=progress)
     rep = ctx.report
-    rep.options = {"images": None if images is None else str(images), "strict": strict, "split": split,
-                   "limit": limit, "skip_missing": skip_missing, **ctx.options}
+    rep.options = {**asdict(settings), "images": None if images is None else str(images), **ctx.options}
     started = time.time()
     by_split: dict[str, list[Sample]] = defaultdict(list)
     seen: set[str] = set()
-    for s in spec.func(ctx):
+    convert = entry.load()
+    for s in convert(ctx):
         row = s.meta.get("row")
         if s.id in seen:
             ctx.skip(row, f"duplicate sample id {s.id}", s.id, file=s.meta.get("file"))
@@ -394,12 +449,12 @@ def run(
             break
     for sp, samples in sorted(by_split.items()):
         write_jsonl(samples, outp / f"{sp}.jsonl")
-    finalize = getattr(spec.func, "finalize", None)
+    finalize = getattr(convert, "finalize", None)
     if finalize is not None:  # converter-specific extra outputs (e.g. medrpg's MedGround-R1 JSON)
         finalize(ctx, by_split)
     rep.extra["seconds"] = round(time.time() - started, 2)
     rep.extra["files"] = sorted(f"{sp}.jsonl" for sp in by_split)
-    _atomic_json(rep.to_dict(), outp / "convert_report.json")
+    write_json(rep.to_dict(), rep.path)
     return rep
 
 

@@ -25,7 +25,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from ...errors import MedgroundError
-from ...geometry import PIXELS, Frame, convert_boxes, map_boxes
+from ...geometry import convert_boxes
 from ..schema import Sample
 from .base import Context, Option, register
 
@@ -95,15 +95,14 @@ def _hash_split(patient: str, val_frac: float, test_frac: float) -> str:
     "chestxray8",
     "NIH ChestX-ray8 BBox_List_2017.csv (xywh on 1024-px PNGs); phrases from the finding label",
     {
-        "phrase_template": Option("{finding}", "phrase from the label: {finding} natural name, {label} raw label"),
-        "val_frac": Option(0.0, "per-patient val fraction when no official split lists are found"),
-        "test_frac": Option(0.0, "per-patient test fraction when no official split lists are found"),
-        "group": Option(True, "one sample per (image, finding) with all its boxes; false: one per box"),
+        "phrase_template": Option("phrase from the label: {finding} natural name, {label} raw label",
+                                  default="{finding}"),
+        "val_frac": Option("per-patient val fraction when no official split lists are found", default=0.0),
+        "test_frac": Option("per-patient test fraction when no official split lists are found", default=0.0),
+        "group": Option("one sample per (image, finding) with all its boxes; false: one per box", default=True),
     },
 )
 def convert(ctx: Context):
-    from ..io import image_size
-
     roots = ([ctx.images] if ctx.images else []) + [ctx.input.parent]
     index = _ImageIndex(roots)
     official = _official_splits(roots)
@@ -179,40 +178,22 @@ def convert(ctx: Context):
             "boxes_original": g["xywh"],
             "boxes_original_format": "xywh",
         }
-        if ctx.image_exists(img, g["rows"][0], sid):
-            try:
-                W, H = image_size(img)
-            except Exception as exc:  # noqa: BLE001
-                ctx.skip(g["rows"][0], f"unreadable image {img}: {exc}", sid)
-                continue
-        else:
-            W, H = NATIVE_SIZE
-            meta["image_missing"] = True
-            meta["size_assumed"] = True
-        boxes = convert_boxes(g["xywh"], "xywh", "xyxy")
-        if (W, H) != NATIVE_SIZE:  # a resized copy: boxes are defined on the 1024-px originals
-            boxes = map_boxes(boxes, NATIVE_SIZE, src=PIXELS, dst=Frame("fixed", width=W, height=H))
-            meta["resized_from"] = list(NATIVE_SIZE)
-            ctx.warn("images not 1024x1024: boxes mapped from the 1024-px frame to the file's pixels")
         patient = name.split("_")[0]
+        sample = Sample(id=sid, image=str(img), query=phrase, boxes=convert_boxes(g["xywh"], "xywh", "xyxy").tolist(),
+                        category=label, modality="xray", meta={**meta, "patient_id": patient})
+        # boxes are defined on the 1024-px originals: a resized copy gets them mapped
+        if not ctx.fit_to_image(sample, NATIVE_SIZE, warning=(
+                "images not 1024x1024: boxes mapped from the 1024-px frame to the file's pixels")):
+            continue
+        if sample.meta.get("image_missing"):
+            sample.meta["size_assumed"] = True
         if official is not None:
-            split = official.get(name)
-            if split is None:
+            sample.split = official.get(name)
+            if sample.split is None:
                 ctx.warn("images in neither train_val_list.txt nor test_list.txt: put in split 'other'")
-                split = "other"
+                sample.split = "other"
         elif vf + tf > 0:
-            split = _hash_split(patient, vf, tf)
+            sample.split = _hash_split(patient, vf, tf)
         else:
-            split = ctx.split
-        yield Sample(
-            id=sid,
-            image=str(img),
-            query=phrase,
-            boxes=boxes.tolist(),
-            category=label,
-            modality="xray",
-            split=split,
-            width=int(W),
-            height=int(H),
-            meta={**meta, "patient_id": patient},
-        )
+            sample.split = ctx.split
+        yield sample

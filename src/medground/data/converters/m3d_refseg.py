@@ -111,11 +111,11 @@ def _csvs(inp: Path) -> list[Path]:
     "m3d-refseg",
     "M3D-RefSeg CSV + CT / multi-label mask NIfTI volumes -> 2-D slices with box, mask and key points",
     {
-        "axis": Option(2, "slicing axis in RAS+: 0 sagittal, 1 coronal, 2 axial"),
-        "slices": Option(1, "number of slices per row (the ones where the target is largest)"),
-        "window": Option("auto", "auto (by region), a preset (lung, abdomen, bone, brain...) or 'center,width'"),
-        "query": Option("text", "text used as the query: text | question | answer"),
-        "min_area": Option(1, "skip slices where the target has fewer pixels"),
+        "axis": Option("slicing axis in RAS+: 0 sagittal, 1 coronal, 2 axial", default=2),
+        "slices": Option("number of slices per row (the ones where the target is largest)", default=1),
+        "window": Option("auto (by region), a preset (lung, abdomen, bone, brain...) or 'center,width'", default="auto"),
+        "query": Option("text used as the query: text | question | answer", default="text"),
+        "min_area": Option("skip slices where the target has fewer pixels", default=1),
     },
 )
 def convert(ctx: Context):

@@ -36,7 +36,7 @@ from ...errors import MedgroundError
 from ...geometry import PIXELS, Frame, convert_boxes, map_boxes
 from ...templates import R1_QUESTION
 from ..schema import Sample
-from .base import Context, Option, _atomic_json, register, split_from_name
+from .base import Context, Option, register, split_from_name, write_json
 
 #: MS-CXR ``category_id`` of the MedRPG manifests -> MS-CXR category (read off the phrases
 #: of the released MS_CXR_*.pth files: 1 = 333 cardiomegaly phrases, 7 = pneumothorax, ...).
@@ -109,13 +109,11 @@ def _frame(ctx: Context, kind: str) -> tuple[int, int] | None:
     "medrpg",
     "MedRPG split manifests MS_CXR_*.pth / ChestXray8_*.pth (MedGround-R1 splits); also writes medground_r1/*.json",
     {
-        "frame": Option("auto", "frame of the manifest boxes: auto (pixels of the image file) or fixed:WxH"),
-        "r1_json": Option(True, "also write DIR/medground_r1/{split}.json (MedGround-R1 training JSON)"),
+        "frame": Option("frame of the manifest boxes: auto (pixels of the image file) or fixed:WxH", default="auto"),
+        "r1_json": Option("also write DIR/medground_r1/{split}.json (MedGround-R1 training JSON)", default=True),
     },
 )
 def convert(ctx: Context):
-    from ..io import image_size
-
     for path in _manifests(ctx.input):
         records = load_manifest(path)
         split = split_from_name(path) or ctx.split
@@ -159,20 +157,11 @@ def convert(ctx: Context):
                 "box_manifest_format": "xywh",
                 "dataset": kind,
             }
-            if ctx.image_exists(img, n, sid):
-                try:
-                    aw, ah = image_size(img)
-                except Exception as exc:  # noqa: BLE001
-                    ctx.skip(n, f"unreadable image {img}: {exc}", sid, file=path)
-                    continue
-                fw, fh = frame or (aw, ah)
-                if (fw, fh) != (aw, ah):
-                    box = map_boxes(box, (fw, fh), src=PIXELS, dst=Frame("fixed", width=aw, height=ah))
-                width, height = aw, ah
-            else:
-                fw, fh = frame or DEFAULT_FRAMES[kind]
-                width, height = fw, fh
-                meta["image_missing"] = True
+            sample = Sample(id=sid, image=str(img), query=str(phrase), boxes=box.tolist(), category=category,
+                            modality="xray", split=split, meta=meta)
+            if not ctx.fit_to_image(sample, frame, missing_size=DEFAULT_FRAMES[kind]):
+                continue
+            fw, fh = frame or (sample.width, sample.height)
             meta["box_frame"] = f"fixed:{fw}x{fh}"
             meta["frame_size"] = [fw, fh]
             if orig_w and orig_h:
@@ -181,18 +170,7 @@ def convert(ctx: Context):
                     convert_boxes([xywh], "xywh", "xyxy"), (fw, fh), src=PIXELS,
                     dst=Frame("fixed", width=int(orig_w), height=int(orig_h)),
                 )[0].round(3).tolist()
-            yield Sample(
-                id=sid,
-                image=str(img),
-                query=str(phrase),
-                boxes=box.tolist(),
-                category=category,
-                modality="xray",
-                split=split,
-                width=int(width),
-                height=int(height),
-                meta=meta,
-            )
+            yield sample
 
 
 def r1_record(s: Sample) -> dict:
@@ -218,7 +196,7 @@ def write_r1_json(ctx: Context, by_split: dict[str, list[Sample]]) -> None:
     written = []
     for split, samples in sorted(by_split.items()):
         out = ctx.out / "medground_r1" / f"{split}.json"
-        _atomic_json([r1_record(s) for s in samples], out)
+        write_json([r1_record(s) for s in samples], out)
         written.append(str(out.relative_to(ctx.out)))
     ctx.report.extra["medground_r1_json"] = written
 

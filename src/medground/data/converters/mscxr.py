@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from pathlib import Path
 
-from ...geometry import PIXELS, Frame, convert_boxes, map_boxes
+from ...geometry import convert_boxes
 from ..schema import Sample
 from .base import Context, Option, read_csv_rows, register
 
@@ -56,12 +56,10 @@ def find_image(ctx: Context, rel: str) -> Path:
     "mscxr",
     "PhysioNet MS-CXR CSV (v1.0.0 / v1.1.0) with MIMIC-CXR-JPG images (--images ROOT)",
     {
-        "category_as_supercategory": Option(False, "also copy category_name to supercategory"),
+        "category_as_supercategory": Option("also copy category_name to supercategory", default=False),
     },
 )
 def convert(ctx: Context):
-    from ..io import image_size
-
     groups: OrderedDict[tuple, dict] = OrderedDict()
     has_split = None
     for n, row in read_csv_rows(ctx.input, ctx, REQUIRED):
@@ -113,31 +111,9 @@ def convert(ctx: Context):
             "boxes_original_format": "xywh",
             "layout": "v1.1.0" if "split" in row else "v1.0.0",
         }
-        width, height = W, H
-        if ctx.image_exists(path, g["rows"][0], sid):
-            try:
-                aw, ah = image_size(path)
-            except Exception as exc:  # noqa: BLE001 - reported as a skip
-                ctx.skip(g["rows"][0], f"unreadable image {path}: {exc}", sid)
-                continue
-            if (aw, ah) != (W, H):
-                boxes = map_boxes(boxes, (W, H), src=PIXELS, dst=Frame("fixed", width=aw, height=ah))
-                meta["resized_from"] = [W, H]
-                ctx.warn("images whose size differs from the CSV image_width/height: boxes mapped to the file's pixels")
-                width, height = aw, ah
-        else:
-            meta["image_missing"] = True
-        split = (row.get("split") or "").strip().lower() or ctx.split
-        yield Sample(
-            id=sid,
-            image=str(path),
-            query=phrase,
-            boxes=boxes.tolist(),
-            category=category or None,
-            supercategory=category if ctx.option("category_as_supercategory") else None,
-            modality="xray",
-            split=split,
-            width=width,
-            height=height,
-            meta=meta,
-        )
+        sample = Sample(id=sid, image=str(path), query=phrase, boxes=boxes.tolist(), category=category or None,
+                        supercategory=category if ctx.option("category_as_supercategory") else None,
+                        modality="xray", split=(row.get("split") or "").strip().lower() or ctx.split, meta=meta)
+        if ctx.fit_to_image(sample, (W, H), warning=(
+                "images whose size differs from the CSV image_width/height: boxes mapped to the file's pixels")):
+            yield sample

@@ -116,7 +116,7 @@ def _split_of(path: Path, root: Path) -> str | None:
 @register(
     "umrg",
     "U-MRG-14K parquet (MedReasoner): images, masks, bbox_2d / point_2d ground truth",
-    {"batch_size": Option(64, "rows read from the parquet at a time")},
+    {"batch_size": Option("rows read from the parquet at a time", default=64)},
 )
 def convert(ctx: Context):
     import pyarrow.parquet as pq
