@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from medground.cli import main
 from medground.demo import load_demo_config, run_demo, set_cpu_threads
+from medground.errors import MedgroundError
 
 SHORT = [
     "--threads", "1", "--images", "16", "--size", "64", "--overlays", "2", "--bootstrap", "20",
@@ -103,7 +106,7 @@ def test_demo_bad_override_is_one_clear_line(tmp_path, capsys):
         main(["demo", "--out", str(tmp_path / "x"), "--imagez", "3"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown demo field 'imagez'" in err and "Traceback" not in err
+    assert "unknown config field 'imagez'; did you mean images?" in err and "Traceback" not in err
 
 
 def test_demo_recipe_is_the_shipped_config():
@@ -111,3 +114,76 @@ def test_demo_recipe_is_the_shipped_config():
     assert cfg.semantic and cfg.template == "r1" and cfg.sft_tasks == ["explicit"]
     names = [r["name"] for r in cfg.grpo["rewards"]]
     assert "format" in names and "iou" in names
+
+
+def _stages(cfg, monkeypatch) -> dict:
+    """The configs each stage would train with (nothing is built or trained)."""
+    import medground.demo as demo
+    import medground.models.semantic_fit as semantic_fit
+    import medground.models.tiny as tiny
+    import medground.train as train
+    from medground.config import to_dict
+
+    got = {}
+    monkeypatch.setattr(tiny, "build_tiny_model", lambda path, seed, config: got.setdefault("tiny", [
+        seed, dataclasses.asdict(config)]))
+    monkeypatch.setattr(semantic_fit, "fit", lambda data, path, val, config, progress: got.setdefault(
+        "fit", dataclasses.asdict(config)))
+    monkeypatch.setattr(train, "run_sft", lambda c: got.setdefault("sft", to_dict(c)))
+    monkeypatch.setattr(demo, "sft_train_file", lambda c, data: Path(data) / "train_sft.jsonl")
+    out = Path("/nonexistent/demo")
+    demo.make_model(cfg, out)
+    demo.make_encoder(dataclasses.replace(cfg, semantic=True), out, Path("/d"))
+    demo.run_sft_stage(cfg, Path("/o"), Path("/m"), Path("/d"))
+    got["grpo"] = to_dict(demo.grpo_run_config(cfg, Path("/o/grpo"), Path("/o/sft/final"), Path("/d"),
+                                               Path("/o/encoder")))
+    got["grpo_nosem"] = to_dict(demo.grpo_run_config(cfg, Path("/o/grpo"), Path("/o/sft/final"), Path("/d"), None))
+    return json.loads(json.dumps(got))
+
+
+def test_recipe_and_defaults_resolve_to_the_values_before_the_one_loader(monkeypatch):
+    """configs/demo_cpu.yaml and the bare DemoConfig() give the same run as before the
+    loader change: the same demo fields and the same model, encoder, SFT and GRPO configs."""
+    from medground.demo import DemoConfig
+
+    before = json.loads((Path(__file__).parent / "data" / "demo_config_resolved.json").read_text())
+    recipe = load_demo_config()
+    assert json.loads(json.dumps(dataclasses.asdict(recipe))) == before["recipe"]
+    assert _stages(recipe, monkeypatch) == before["recipe_stages"]
+    assert json.loads(json.dumps(dataclasses.asdict(DemoConfig()))) == before["defaults"]
+    assert _stages(DemoConfig(), monkeypatch) == before["defaults_stages"]
+
+
+def test_recipe_overrides_reach_the_stage_configs(monkeypatch):
+    cfg = load_demo_config(None, ["--grpo.train.max_steps", "50", "--sft.max_steps", "7", "--tiny.layers", "1",
+                                  "--semantic_fit.epochs", "2", "--grpo.num_generations", "4"])
+    stages = _stages(cfg, monkeypatch)
+    assert stages["grpo"]["train"]["max_steps"] == 50 and stages["grpo"]["grpo"]["num_generations"] == 4
+    assert stages["sft"]["train"]["max_steps"] == 7
+    assert stages["tiny"][1]["num_hidden_layers"] == 1 and stages["fit"]["epochs"] == 2
+    # the rest of the recipe's sections is kept
+    assert stages["grpo"]["train"]["learning_rate"] == 5e-5 and stages["sft"]["sft"]["think"] == "located"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--grpo.train.max_stepz", "5"], "unknown config field 'grpo.train.max_stepz'; did you mean max_steps"),
+    (["--grpo.grpo.vllm_mode", "remote"], "grpo.grpo.vllm_mode: must be one of colocate, server"),
+    (["--sft.train.learning_rate", "fast"], "sft.train.learning_rate: cannot use 'fast' as float"),
+    (["--tiny.hidden_sise", "64"], "did you mean hidden_size"),
+    (["--semantic_fit.epochs", "many"], "semantic_fit.epochs: cannot use 'many' as int"),
+    (["--val_frac", "0.5", "--test_frac", "0.5"], "val_frac, test_frac: leave no training images"),
+    (["--sft_tasks", "explicit,vague"], "sft_tasks: unknown query type(s) vague"),
+    (["--size", "10"], "size: must be >= 28"),
+    (["--template", "nope"], "template: unknown template 'nope'"),
+])
+def test_bad_recipe_values_fail_when_the_recipe_loads(args, message):
+    with pytest.raises(MedgroundError) as exc:
+        load_demo_config(None, args)
+    assert message in str(exc.value)
+
+
+def test_bad_value_in_a_recipe_file_names_its_line(tmp_path):
+    recipe = tmp_path / "demo.yaml"
+    recipe.write_text("images: 20\ngrpo:\n  train: {max_steps: 5}\n  grpo: {num_generations: 1}\n")
+    with pytest.raises(MedgroundError, match=r"demo\.yaml:4: grpo\.grpo\.num_generations: GRPO needs at least 2"):
+        load_demo_config(recipe)

@@ -1,12 +1,27 @@
-"""Training configs: YAML sections, command-line overrides, reward specs, clear errors."""
+"""Training configs: YAML sections, command-line overrides, reward terms, the checks that
+relate fields (each names them), and the NOTE of defaults that differ from TRL's."""
 
 from __future__ import annotations
+
+import dataclasses
+import logging
 
 import pytest
 import yaml
 
+from medground.config import notes
 from medground.errors import MedgroundError
-from medground.train.config import GRPORunConfig, SFTRunConfig, load_config, parse_rewards, save_config
+from medground.train.config import (
+    LOSS_TYPES,
+    GRPOOptions,
+    GRPORunConfig,
+    SFTOptions,
+    SFTRunConfig,
+    TrainConfig,
+    load_config,
+    parse_rewards,
+    save_config,
+)
 
 YAML = """
 model: {path: ckpt, frame: qwen2.5-vl}
@@ -96,8 +111,103 @@ def test_saved_config_loads_back_identically(cfg_file, tmp_path):
     assert yaml.safe_load(out.read_text())["grpo"]["epsilon_high"] == 0.28
 
 
-def test_reward_specs_from_yaml_list_and_string():
+def test_reward_terms_from_yaml_list_and_string():
     specs = parse_rewards([{"name": "semantic", "weight": 0.5, "options": {"encoder": "enc"}}, "format"])
     assert [(s.name, s.weight, s.options) for s in specs] == [("semantic", 0.5, {"encoder": "enc"}), ("format", 1.0, {})]
     with pytest.raises(MedgroundError):
         parse_rewards([])
+
+
+# --------------------------------------------------------------------------- checks that relate fields
+
+BAD = [  # (overrides, the field(s) the error must name)
+    (["--grpo.vllm_mode", "remote"], "grpo.vllm_mode"),
+    (["--grpo.loss_type", "ppo"], "grpo.loss_type"),
+    (["--grpo.scale_rewards", "std"], "grpo.scale_rewards"),
+    (["--grpo.num_generations", "1"], "grpo.num_generations"),
+    (["--grpo.epsilon_high", "0.1"], "grpo.epsilon_high, grpo.epsilon"),
+    (["--grpo.generation_batch_size", "12"], "grpo.generation_batch_size, grpo.num_generations"),
+    (["--grpo.temperature", "0"], "grpo.temperature"),
+    (["--grpo.top_p", "1.5"], "grpo.top_p"),
+    (["--grpo.beta", "-0.1"], "grpo.beta"),
+    (["--grpo.vllm_gpu_memory_utilization", "0"], "grpo.vllm_gpu_memory_utilization"),
+    (["--train.learning_rate", "0"], "train.learning_rate"),
+    (["--train.per_device_train_batch_size", "0"], "train.per_device_train_batch_size"),
+    (["--train.save_steps", "0"], "train.save_steps"),
+    (["--model.dtype", "float8"], "model.dtype"),
+    (["--model.frame", "polar"], "model.frame"),
+    (["--model.min_pixels", "5000", "--model.max_pixels", "4000"], "model.min_pixels, model.max_pixels"),
+    (["--data.template", "nope"], "data.template"),
+    (["--data.max_train_samples", "0"], "data.max_train_samples"),
+    (["--lora.enabled", "--lora.target_modules", "[]"], "lora.enabled, lora.target_modules"),
+    (["--lora.dropout", "1"], "lora.dropout"),
+    (["--eval.iou_threshold", "1.5"], "eval.iou_threshold"),
+    (["--eval.batch_size", "0"], "eval.batch_size"),
+    (["--rewards", "[]"], "rewards"),
+    (["--rewards", "[{weight: 2}]"], "rewards[0].name"),
+]
+
+
+@pytest.mark.parametrize("args, fields", BAD, ids=[b[1] for b in BAD])
+def test_each_check_names_its_fields(args, fields):
+    with pytest.raises(MedgroundError) as exc:
+        load_config(GRPORunConfig, None, args)
+    assert str(exc.value).startswith(f"{fields}: "), str(exc.value)
+
+
+def test_sft_section_checks():
+    with pytest.raises(MedgroundError, match=r"^sft\.max_length: must be >= 1"):
+        load_config(SFTRunConfig, None, ["--sft.max_length", "0"])
+
+
+def test_a_check_from_a_file_names_the_file_and_line(tmp_path):
+    p = tmp_path / "grpo.yaml"
+    p.write_text("model: {path: m}\ngrpo:\n  num_generations: 8\n  vllm_mode: remote\n")
+    with pytest.raises(MedgroundError, match=r"grpo\.yaml:4: grpo\.vllm_mode: must be one of colocate, server"):
+        load_config(GRPORunConfig, p)
+
+
+def test_evaluation_without_validation_file_is_a_logged_warning_not_a_silent_change(caplog):
+    with caplog.at_level(logging.WARNING, logger="medground.train.config"):
+        cfg = load_config(SFTRunConfig, values={"data": {"train": "t.jsonl"}, "eval": {"every_steps": 20}})
+    assert "evaluation is off: eval.every_steps is 20 but data.val names no validation file" in caplog.text
+    assert cfg.eval.every_steps == 20 and not cfg.evaluates  # the value is kept, the run does not evaluate
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="medground.train.config"):
+        assert load_config(SFTRunConfig, values={"data": {"val": "v.jsonl"}}).evaluates
+        assert not load_config(SFTRunConfig, values={"eval": {"every_steps": 0}}).evaluates
+    assert "evaluation is off" not in caplog.text
+
+
+def _trl_defaults(cls) -> dict:
+    out = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return out
+
+
+@pytest.mark.parametrize("ours, theirs", [(GRPOOptions, "GRPOConfig"), (TrainConfig, "GRPOConfig"),
+                                          (TrainConfig, "SFTConfig"), (SFTOptions, "SFTConfig")])
+def test_defaults_that_differ_from_trl_are_named_in_the_docstring_note(ours, theirs):
+    import trl
+
+    trl_defaults = _trl_defaults(getattr(trl, theirs))
+    note = notes(ours)[""]
+    differ = [name for name, value in _trl_defaults(ours).items()
+              if name in trl_defaults and trl_defaults[name] != value]
+    assert differ  # the comparison found fields
+    for name in differ:
+        assert f"``{name}``" in note, f"{ours.__name__}.{name} differs from TRL's {theirs} but its NOTE omits it"
+
+
+def test_loss_types_are_the_ones_trl_computes():
+    import re
+
+    from trl import GRPOConfig
+
+    help_ = {f.name: f for f in dataclasses.fields(GRPOConfig)}["loss_type"].metadata["help"]
+    listed = re.search(r"Supported values are (.*?)\. ", help_).group(1)
+    assert set(re.findall(r"'(\w+)'", listed)) == set(LOSS_TYPES)

@@ -31,88 +31,87 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import ConfigError, check_range, load_config
 from .errors import MedgroundError
 
 STAGES = ("data", "model", "semantic", "sft", "grpo", "evaluate")
 
 
+DEFAULT_RECIPE = Path(__file__).resolve().parent / "configs" / "demo_cpu.yaml"
+PHANTOM_TASKS = ("explicit", "implicit")  # query types of the phantom data (sample meta.task)
+
+
 @dataclass
 class DemoConfig:
-    """The demo recipe.  ``sft`` / ``grpo`` are sections of :class:`SFTRunConfig` /
-    :class:`GRPORunConfig` (paths are filled in by the demo)."""
+    """The demo recipe (``configs/demo_cpu.yaml`` sets every field; these are the bare defaults).
 
-    seed: int = 0
-    threads: int = 0  # torch CPU threads; 0 = every core this process may use (see set_cpu_threads)
-    images: int = 600
-    size: int = 112
-    implicit_frac: float = 0.3
-    val_frac: float = 0.1  # fractions of the images in the val / test splits
-    test_frac: float = 0.1
-    exclude_categories: list[str] = field(default_factory=list)  # targets left out of every split (see report)
-    sft_tasks: list[str] = field(default_factory=list)  # query types (explicit / implicit) the SFT warm start sees; [] = all
-    tiny: dict[str, Any] = field(default_factory=dict)  # medground.models.tiny.TinyConfig fields
-    template: str = "r1"
-    semantic: bool = True
-    semantic_weight: float = 1.0
-    semantic_fit: dict[str, Any] = field(default_factory=lambda: {"epochs": 6})
-    sft: dict[str, Any] = field(default_factory=dict)
-    grpo: dict[str, Any] = field(default_factory=dict)
-    eval_batch_size: int = 32
-    max_new_tokens: int = 64
-    bootstrap: int = 1000
-    overlays: int = 6
+    ``tiny``, ``semantic_fit``, ``sft`` and ``grpo`` hold fields of :class:`TinyConfig`,
+    :class:`FitConfig`, :class:`SFTRunConfig` and :class:`GRPORunConfig`, checked against
+    them when the recipe loads (``--grpo.train.max_steps 50``); paths, the template and the
+    seed are filled in by the demo.
+    """
+
+    seed: int = field(default=0, metadata={
+        "help": "Seed of the images, the splits, the initialisation and the training runs."})
+    threads: int = field(default=0, metadata={
+        "help": "torch CPU threads; 0: every core this process may use (see set_cpu_threads)."})
+    images: int = field(default=600, metadata={"help": "Phantom images (2-4 findings each, one sample per finding)."})
+    size: int = field(default=112, metadata={"help": "Image side in pixels."})
+    implicit_frac: float = field(default=0.3, metadata={"help": "Share of implicit clinical questions."})
+    val_frac: float = field(default=0.1, metadata={"help": "Share of the images in the validation split."})
+    test_frac: float = field(default=0.1, metadata={"help": "Share of the images in the test split."})
+    exclude_categories: list[str] = field(default_factory=list, metadata={
+        "help": "Finding categories left out as targets of every split (still drawn; named in the report)."})
+    sft_tasks: list[str] = field(default_factory=list, metadata={
+        "help": "Query types (explicit, implicit) the SFT warm start sees; []: all.  GRPO sees all."})
+    tiny: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "Tiny model sizes: TinyConfig fields (medground model tiny --help); max_pixels defaults to size².",
+        "config": "medground.models.tiny:TinyConfig"})
+    template: str = field(default="r1", metadata={"help": "Prompt template of the model, SFT and GRPO."})
+    semantic: bool = field(default=True, metadata={"help": "Add the semantic reward (false: the paper's ablation)."})
+    semantic_weight: float = field(default=1.0, metadata={"help": "Weight of the semantic reward."})
+    semantic_fit: dict[str, Any] = field(default_factory=lambda: {"epochs": 6}, metadata={
+        "help": "Semantic encoder training: FitConfig fields (medground semantic fit --help).",
+        "config": "medground.models.semantic_fit:FitConfig"})
+    sft: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "SFT warm start: sections of medground train sft (e.g. --sft.train.max_steps 100).",
+        "config": "medground.train.config:SFTRunConfig"})
+    grpo: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "GRPO: sections of medground train grpo (e.g. --grpo.train.max_steps 50); the semantic reward "
+                "is added by the demo.",
+        "config": "medground.train.config:GRPORunConfig"})
+    eval_batch_size: int = field(default=32, metadata={"help": "Batch size of the test-split predictions."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Generation length limit of the test predictions."})
+    bootstrap: int = field(default=1000, metadata={"help": "Bootstrap resamples of the 95 % intervals (0: none)."})
+    overlays: int = field(default=6, metadata={"help": "Test images drawn with the SFT, GRPO and true boxes."})
+
+    def __post_init__(self):
+        from .templates import get_template
+
+        check_range(self, "images", "eval_batch_size", "max_new_tokens", low=1)
+        check_range(self, "size", low=28)
+        check_range(self, "implicit_frac", low=0, high=1)
+        check_range(self, "val_frac", "test_frac", low=0, high=1, high_open=True)
+        if self.val_frac + self.test_frac >= 1:
+            raise ConfigError(("val_frac", "test_frac"), f"leave no training images ({self.val_frac} + "
+                                                         f"{self.test_frac} >= 1)")
+        check_range(self, "semantic_weight", "bootstrap", "overlays", low=0)
+        bad = sorted(set(self.sft_tasks) - set(PHANTOM_TASKS))
+        if bad:
+            raise ConfigError("sft_tasks", f"unknown query type(s) {', '.join(bad)}; choose from "
+                                           f"{', '.join(PHANTOM_TASKS)}")
+        try:
+            get_template(self.template)
+        except MedgroundError as exc:
+            raise ConfigError("template", str(exc)) from None
 
 
 def load_demo_config(path=None, overrides: list[str] | None = None) -> DemoConfig:
-    """The demo recipe from YAML (default: the packaged ``configs/demo_cpu.yaml`` when
-    found) with ``--field value`` / ``--sft.train.max_steps 10`` overrides."""
-    import yaml
-
-    data: dict = {}
-    if path is None:
-        default = Path(__file__).resolve().parent / "configs" / "demo_cpu.yaml"
-        path = default if default.exists() else None
-    if path is not None:
-        from .train.config import load_yaml
-
-        data = load_yaml(path)
-    names = {f.name for f in dataclasses.fields(DemoConfig)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise MedgroundError(f"{path}: unknown demo field(s) {', '.join(unknown)}")
-    args = list(overrides or [])
-    i = 0
-    while i < len(args):
-        tok = args[i]
-        if not tok.startswith("--") or i + 1 >= len(args):
-            raise MedgroundError(f"demo override {tok!r}: expected --field value")
-        keys = tok[2:].replace("-", "_").split(".")
-        value = yaml.safe_load(args[i + 1])
-        if keys[0] not in names:
-            raise MedgroundError(f"unknown demo field {keys[0]!r}; known: {', '.join(sorted(names))}")
-        node = data
-        for k in keys[:-1]:
-            node = node.setdefault(k, {})
-            if not isinstance(node, dict):
-                raise MedgroundError(f"demo override {tok}: {k} is not a section")
-        node[keys[-1]] = value
-        i += 2
-    cfg = DemoConfig()
-    for k, v in data.items():
-        default = getattr(cfg, k)
-        if isinstance(default, dict):
-            if not isinstance(v, dict):
-                raise MedgroundError(f"demo field {k!r} must be a mapping")
-            setattr(cfg, k, {**default, **v} if k == "semantic_fit" else v)
-        elif isinstance(default, list):
-            setattr(cfg, k, [str(x) for x in (v if isinstance(v, list) else [v])])
-        elif isinstance(default, bool):
-            setattr(cfg, k, bool(v))
-        elif isinstance(default, (int, float)) and not isinstance(v, (int, float)):
-            raise MedgroundError(f"demo field {k!r} must be a number, got {v!r}")
-        else:
-            setattr(cfg, k, type(default)(v) if v is not None else v)
-    return cfg
+    """The demo recipe from YAML ``path`` (default: the packaged ``configs/demo_cpu.yaml``)
+    with command-line overrides (``--images 300``, ``--grpo.train.max_steps 50``)."""
+    if path is None and DEFAULT_RECIPE.exists():
+        path = DEFAULT_RECIPE
+    return load_config(DemoConfig, path, overrides)
 
 
 def _log(msg: str) -> None:
@@ -190,11 +189,7 @@ def make_model(cfg: DemoConfig, out: Path) -> Path:
     if (path / "config.json").exists():
         _log(f"model: {path} already built")
         return path
-    fields = {f.name for f in dataclasses.fields(TinyConfig)}
-    bad = sorted(set(cfg.tiny) - fields)
-    if bad:
-        raise MedgroundError(f"demo tiny: unknown TinyConfig field(s) {', '.join(bad)}")
-    tiny = TinyConfig(**{"template": cfg.template, "max_pixels": cfg.size * cfg.size, **cfg.tiny})
+    tiny = load_config(TinyConfig, values={"template": cfg.template, "max_pixels": cfg.size * cfg.size, **cfg.tiny})
     _log(f"model: tiny Qwen2.5-VL ({tiny.hidden_size}-d, {tiny.num_hidden_layers} layers)")
     return build_tiny_model(path, seed=cfg.seed, config=tiny)
 
@@ -208,7 +203,7 @@ def make_encoder(cfg: DemoConfig, out: Path, data: Path) -> Path | None:
     if (path / "fit_report.json").exists():
         _log(f"semantic: encoder {path} already fitted")
         return path
-    fc = FitConfig(**{"seed": cfg.seed, **cfg.semantic_fit})
+    fc = load_config(FitConfig, values={"seed": cfg.seed, **cfg.semantic_fit})
     _log(f"semantic: fitting the crop/text encoder ({fc.epochs} epochs)")
     fit(data / "train.jsonl", path, val=data / "val.jsonl", config=fc, progress=True)
     return path
@@ -226,7 +221,7 @@ def _train_values(section: dict, *, model: Path, data: Path, out: Path, template
 
 
 def run_sft_stage(cfg: DemoConfig, out: Path, model: Path, data: Path) -> Path:
-    from .train import SFTRunConfig, load_config, run_sft
+    from .train import SFTRunConfig, run_sft
 
     run = out / "sft"
     final = run / "final"
@@ -258,13 +253,12 @@ def sft_train_file(cfg: DemoConfig, data: Path) -> Path:
 
 
 def grpo_run_config(cfg: DemoConfig, out: Path, model: Path, data: Path, encoder: Path | None):
-    from .train import GRPORunConfig, load_config
+    from .train.config import GRPORunConfig, RewardTerm, parse_rewards
 
     values = _train_values(cfg.grpo, model=model, data=data, out=out, template=cfg.template, seed=cfg.seed)
-    rewards = values.pop("rewards", None) or [{"name": "format"}, {"name": "iou"}]
-    rewards = [r for r in rewards if r.get("name") != "semantic"]
+    rewards = [r for r in parse_rewards(values.pop("rewards", None) or "format,iou") if r.name != "semantic"]
     if encoder is not None:
-        rewards.append({"name": "semantic", "weight": cfg.semantic_weight, "options": {"encoder": str(encoder)}})
+        rewards.append(RewardTerm("semantic", cfg.semantic_weight, {"encoder": str(encoder)}))
     values["rewards"] = rewards
     return load_config(GRPORunConfig, values=values)
 

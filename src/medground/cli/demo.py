@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 
-from ._apps import app
+from ._apps import OVERRIDES, app, config_command
 
 
-@app.command("demo", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command("demo", cls=config_command("medground.demo:DemoConfig", defaults="medground.demo:load_demo_config",
+                                        title="Recipe fields"), context_settings=OVERRIDES)
 def demo(
     ctx: typer.Context,
     out: Path = typer.Option(..., "--out", help="Output folder (report.json, report.md, plots, overlays)."),
@@ -18,11 +19,10 @@ def demo(
 ) -> None:
     """The whole pipeline on this CPU in about 20 minutes; rerun to resume.
 
-    Override recipe fields after the options, e.g. --grpo.train.max_steps 50 --images 300.
+    Override recipe fields after the options, e.g. --grpo.train.max_steps 50 --images 300
+    (the defaults below are the recipe's).
     """
     from ..demo import load_demo_config, run_demo
 
-    cfg = load_demo_config(config, list(ctx.args))
-    if no_semantic:
-        cfg.semantic = False
+    cfg = load_demo_config(config, [*ctx.args, *(["--semantic", "false"] if no_semantic else [])])
     run_demo(out, cfg)

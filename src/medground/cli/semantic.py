@@ -8,33 +8,28 @@ from pathlib import Path
 
 import typer
 
-from ._apps import semantic_app
+from ._apps import OVERRIDES, config_command, semantic_app
 
 
-@semantic_app.command("fit")
+@semantic_app.command("fit", cls=config_command("medground.models.semantic_fit:FitConfig", title="Fit fields",
+                                            dashes=True),
+                      context_settings=OVERRIDES)
 def fit(
+    ctx: typer.Context,
     data: Path = typer.Option(..., "--data", help="Training set (canonical JSONL)."),
     out: Path = typer.Option(..., "--out", help="Output directory (a transformers CLIP checkpoint)."),
     val: Path = typer.Option(None, "--val", help="Held-out set; default: --val-fraction of --data."),
-    epochs: int = typer.Option(30, "--epochs"),
-    batch_size: int = typer.Option(64, "--batch-size"),
-    lr: float = typer.Option(5e-4, "--lr"),
-    image_size: int = typer.Option(64, "--image-size", help="Crop side fed to the vision tower (pixels)."),
-    patch_size: int = typer.Option(8, "--patch-size"),
-    hidden_size: int = typer.Option(128, "--hidden-size"),
-    layers: int = typer.Option(4, "--layers"),
-    margin: float = typer.Option(0.3, "--margin", help="Crop margin (fraction of box size); the semantic reward reuses it."),
-    jitter: float = typer.Option(0.1, "--jitter", help="Random box jitter during training (fraction of box size)."),
-    val_fraction: float = typer.Option(0.1, "--val-fraction"),
-    seed: int = typer.Option(0, "--seed"),
+    config: Path = typer.Option(None, "--config", help="YAML file of fit fields (below)."),
 ) -> None:
-    """Train a CLIP-architecture encoder (built from config, no download) on (truth crop, query) pairs."""
+    """Train a CLIP-architecture encoder (built from config, no download) on (truth crop, query) pairs.
+
+    Set fit fields after the options, e.g. --epochs 12 --batch-size 32 --margin 0.2.
+    """
+    from ..config import load_config
     from ..models.semantic_fit import FitConfig
     from ..models.semantic_fit import fit as run_fit
 
-    cfg = FitConfig(image_size=image_size, patch_size=patch_size, hidden_size=hidden_size, layers=layers,
-                    epochs=epochs, batch_size=batch_size, lr=lr, margin=margin, jitter=jitter,
-                    val_fraction=val_fraction, seed=seed)
+    cfg = load_config(FitConfig, config, ctx.args)
     report = run_fit(data, out, val=val, config=cfg, log=typer.echo)
     typer.echo(f"saved encoder to {out}")
     typer.echo(f"held-out crop->text top-1 {report['heldout_top1']:.3f} vs chance {report['heldout_chance']:.3f} "

@@ -7,52 +7,46 @@ from pathlib import Path
 
 import typer
 
-from ._apps import train_app
+from ._apps import OVERRIDES, config_command, train_app
 
-_EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
+_DOCS = {
+    "sft": """Supervised warm start (TRL SFTTrainer) on teacher completions from the ground truth.
 
+    Override any field after the options: --train.max_steps 100 --data.template chain_of_box
+    (--FIELD alone when its name is unique across sections).""",
+    "grpo": """GRPO (TRL GRPOTrainer) with medground rewards by name.
 
-def _run(kind: str, config: Path | None, ctx: typer.Context, print_config: bool) -> None:
-    from ..train import GRPORunConfig, SFTRunConfig, load_config
-    from ..train.config import to_dict
-
-    cls = SFTRunConfig if kind == "sft" else GRPORunConfig
-    cfg = load_config(cls, config, list(ctx.args))
-    if print_config:
-        import yaml
-
-        typer.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        return
-    from ..train import run_grpo, run_sft
-    from ..train.common import is_main_process
-
-    summary = (run_sft if kind == "sft" else run_grpo)(cfg)
-    summary.pop("config", None)
-    if is_main_process():
-        typer.echo(json.dumps(summary, indent=1))
+    Override any field after the options: --num_generations 8 --grpo.beta 0.04 --rewards format,iou:2
+    (--FIELD alone when its name is unique across sections).""",
+}
+_CONFIGS = {"sft": "medground.train.config:SFTRunConfig", "grpo": "medground.train.config:GRPORunConfig"}
 
 
-@train_app.command("sft", context_settings=_EXTRA)
-def sft(
-    ctx: typer.Context,
-    config: Path = typer.Option(None, "--config", help="YAML config (sections model, data, train, lora, eval, sft)."),
-    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
-) -> None:
-    """Supervised warm start (TRL SFTTrainer) on teacher completions from the ground truth.
+def _register(kind: str) -> None:
+    def command(
+        ctx: typer.Context,
+        config: Path = typer.Option(None, "--config", help="YAML config (the sections below)."),
+        print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
+    ) -> None:
+        from ..config import load_config, to_dict
+        from ..train import GRPORunConfig, SFTRunConfig, run_grpo, run_sft
 
-    Any field can be overridden after the options: --train.max_steps 100 --data.template chain_of_box.
-    """
-    _run("sft", config, ctx, print_config)
+        cfg = load_config(SFTRunConfig if kind == "sft" else GRPORunConfig, config, ctx.args)
+        if print_config:
+            import yaml
+
+            typer.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            return
+        from ..train.common import is_main_process
+
+        summary = (run_sft if kind == "sft" else run_grpo)(cfg)
+        summary.pop("config", None)
+        if is_main_process():
+            typer.echo(json.dumps(summary, indent=1))
+
+    command.__doc__ = _DOCS[kind]
+    train_app.command(kind, cls=config_command(_CONFIGS[kind]), context_settings=OVERRIDES)(command)
 
 
-@train_app.command("grpo", context_settings=_EXTRA)
-def grpo(
-    ctx: typer.Context,
-    config: Path = typer.Option(None, "--config", help="YAML config (sections model, data, train, lora, eval, grpo, rewards)."),
-    print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config and exit."),
-) -> None:
-    """GRPO (TRL GRPOTrainer) with medground rewards by name.
-
-    Override fields after the options: --num_generations 8 --grpo.beta 0.04 --rewards format,iou:2.
-    """
-    _run("grpo", config, ctx, print_config)
+for _kind in _CONFIGS:
+    _register(_kind)

@@ -18,44 +18,57 @@ number of distinct candidate texts).  Training saves its state after every epoch
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
-import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..config import ConfigError, check_range
 from ..crops import crop_regions
 from ..data.schema import read_jsonl
 from ..errors import MedgroundError
+from ..fileio import atomic_json, atomic_path
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<bos>", "<eos>"
 
 
 @dataclass
 class FitConfig:
-    """Architecture and training settings (defaults suit the phantom data on a CPU)."""
+    """Architecture and training of the dual encoder (defaults suit the phantom data on a CPU)."""
 
-    image_size: int = 64
-    patch_size: int = 8
-    hidden_size: int = 128
-    layers: int = 4
-    heads: int = 4
-    projection_dim: int = 128
-    max_length: int = 32
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 5e-4
-    weight_decay: float = 0.05
-    margin: float = 0.3
-    jitter: float = 0.1
-    val_fraction: float = 0.1
-    seed: int = 0
+    image_size: int = field(default=64, metadata={"help": "Crop side fed to the vision tower (pixels)."})
+    patch_size: int = field(default=8, metadata={"help": "Vision patch side (pixels)."})
+    hidden_size: int = field(default=128, metadata={"help": "Width of both towers."})
+    layers: int = field(default=4, metadata={"help": "Transformer blocks of both towers."})
+    heads: int = field(default=4, metadata={"help": "Attention heads of both towers."})
+    projection_dim: int = field(default=128, metadata={"help": "Size of the shared embedding."})
+    max_length: int = field(default=32, metadata={"help": "Query length limit (tokens)."})
+    epochs: int = field(default=30, metadata={"help": "Passes over the training pairs."})
+    batch_size: int = field(default=64, metadata={"help": "Pairs per step (the contrastive negatives)."})
+    lr: float = field(default=5e-4, metadata={"help": "Peak learning rate (AdamW, warm-up then cosine)."})
+    weight_decay: float = field(default=0.05, metadata={"help": "AdamW weight decay."})
+    margin: float = field(default=0.3, metadata={
+        "help": "Crop margin (fraction of box size); the semantic reward reuses it."})
+    jitter: float = field(default=0.1, metadata={"help": "Random box jitter during training (fraction of box size)."})
+    val_fraction: float = field(default=0.1, metadata={"help": "Held-out share of the training data without --val."})
+    seed: int = field(default=0, metadata={"help": "Seed of the initialisation, the split and the batches."})
+
+    def __post_init__(self):
+        check_range(self, "image_size", "patch_size", "hidden_size", "layers", "heads", "projection_dim", low=1)
+        check_range(self, "max_length", "batch_size", low=2)
+        check_range(self, "epochs", "weight_decay", "margin", "jitter", low=0)
+        check_range(self, "lr", low=0, low_open=True)
+        check_range(self, "val_fraction", low=0, high=1, low_open=True, high_open=True)
+        if self.patch_size > self.image_size:
+            raise ConfigError(("patch_size", "image_size"), f"a {self.patch_size}-px patch does not fit a "
+                                                            f"{self.image_size}-px crop")
+        if self.hidden_size % self.heads:
+            raise ConfigError(("hidden_size", "heads"), f"{self.hidden_size} is not divisible by {self.heads} heads")
 
 
 # --------------------------------------------------------------------------- builders
@@ -236,13 +249,6 @@ def retrieval_top1(encoder, pairs: Sequence[Pair], *, margin: float = 0.1) -> di
 # --------------------------------------------------------------------------- training
 
 
-def _atomic_json(obj, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(obj, fh, indent=2)
-    os.replace(tmp, path)
-
-
 def _contrastive_loss(img: torch.Tensor, txt: torch.Tensor, labels: torch.Tensor, scale: torch.Tensor):
     """Symmetric InfoNCE with soft targets: pairs sharing a query are all positives."""
     logits = scale * img @ txt.T
@@ -356,14 +362,9 @@ def fit(
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         history.append(float(np.mean(losses)) if losses else float("nan"))
-        fd, tmp = tempfile.mkstemp(dir=out, prefix="fit_state", suffix=".tmp")
-        os.close(fd)
-        torch.save(
-            {"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-             "history": history, "epoch": epoch + 1, "rng": rng},
-            tmp,
-        )
-        os.replace(tmp, state_path)
+        with atomic_path(state_path) as tmp:
+            torch.save({"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "history": history, "epoch": epoch + 1, "rng": rng}, tmp)
         log(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]:.4f}")
 
     model.eval()
@@ -385,7 +386,7 @@ def fit(
         "loss_per_epoch": history,
         "config": asdict(cfg),
     }
-    _atomic_json(report, out / "fit_report.json")
+    atomic_json(report, out / "fit_report.json")
     state_path.unlink(missing_ok=True)
     return report
 

@@ -24,9 +24,10 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..config import ConfigError, check_range
 from ..errors import MedgroundError
 
 #: Qwen2.5-VL's special tokens (same strings as the released checkpoints).
@@ -58,21 +59,50 @@ CHAT_TEMPLATE = (
 
 @dataclass
 class TinyConfig:
-    """Sizes of the tiny model (defaults: ~1.5 M parameters)."""
+    """Sizes of the tiny model (defaults: ~1.5 M parameters) and its default template."""
 
-    hidden_size: int = 128
-    intermediate_size: int = 256
-    num_hidden_layers: int = 2
-    num_attention_heads: int = 4
-    num_key_value_heads: int = 2
-    vision_hidden_size: int = 64
-    vision_intermediate_size: int = 128
-    vision_depth: int = 2
-    vision_heads: int = 2
-    vocab_size: int = 1024  # BPE target size; the model's embedding is rounded up to a multiple of 64
-    min_pixels: int = 56 * 56
-    max_pixels: int = 224 * 224
-    template: str = "r1"
+    hidden_size: int = field(default=128, metadata={"help": "Text hidden size (the vision output size follows)."})
+    intermediate_size: int | None = field(default=None, metadata={
+        "help": "Text MLP size.", "default_text": "2 x hidden_size"})
+    num_hidden_layers: int = field(default=2, metadata={"help": "Text decoder layers.", "aliases": ["layers"]})
+    num_attention_heads: int = field(default=4, metadata={"help": "Text attention heads (head dim a multiple of 8)."})
+    num_key_value_heads: int = field(default=2, metadata={"help": "Text key/value heads (grouped-query attention)."})
+    vision_hidden_size: int = field(default=64, metadata={"help": "Vision transformer width."})
+    vision_intermediate_size: int = field(default=128, metadata={"help": "Vision MLP size."})
+    vision_depth: int = field(default=2, metadata={"help": "Vision transformer blocks."})
+    vision_heads: int = field(default=2, metadata={"help": "Vision attention heads."})
+    vocab_size: int = field(default=1024, metadata={
+        "help": "BPE vocabulary target; the embedding is rounded up to a multiple of 64."})
+    min_pixels: int = field(default=56 * 56, metadata={"help": "Image processor min_pixels."})
+    max_pixels: int = field(default=224 * 224, metadata={"help": "Image processor max_pixels."})
+    template: str = field(default="r1", metadata={"help": "Default prompt template stored in medground.json."})
+
+    def __post_init__(self):
+        from ..templates import get_template
+
+        if self.intermediate_size is None:
+            self.intermediate_size = 2 * self.hidden_size
+        check_range(self, "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                    "num_key_value_heads", "vision_hidden_size", "vision_intermediate_size", "vision_depth",
+                    "vision_heads", "vocab_size", "min_pixels", low=1)
+        if self.hidden_size % self.num_attention_heads or (self.hidden_size // self.num_attention_heads) % 8:
+            raise ConfigError(("hidden_size", "num_attention_heads"),
+                              f"text head dim {self.hidden_size}/{self.num_attention_heads} must be a whole "
+                              "multiple of 8")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ConfigError(("num_attention_heads", "num_key_value_heads"),
+                              f"{self.num_attention_heads} heads do not share {self.num_key_value_heads} "
+                              "key/value heads evenly")
+        if self.vision_hidden_size % self.vision_heads:
+            raise ConfigError(("vision_hidden_size", "vision_heads"),
+                              f"{self.vision_hidden_size} is not divisible by {self.vision_heads} heads")
+        if self.min_pixels > self.max_pixels:
+            raise ConfigError(("min_pixels", "max_pixels"), f"min_pixels ({self.min_pixels}) exceeds max_pixels "
+                                                            f"({self.max_pixels})")
+        try:
+            get_template(self.template)
+        except MedgroundError as exc:
+            raise ConfigError("template", str(exc)) from None
 
 
 def tokenizer_corpus() -> list[str]:
@@ -145,9 +175,7 @@ def tiny_model_config(tokenizer, cfg: TinyConfig):
     from transformers import Qwen2_5_VLConfig
 
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    head_dim = cfg.hidden_size // cfg.num_attention_heads
-    if head_dim % 8:
-        raise MedgroundError(f"text head dim {head_dim} must be a multiple of 8 (hidden_size / heads)")
+    head_dim = cfg.hidden_size // cfg.num_attention_heads  # a multiple of 8 (TinyConfig checks it)
     half = head_dim // 2  # mrope sections (temporal, height, width) split the rotary half
     mrope = [half - 2 * (3 * half // 8), 3 * half // 8, 3 * half // 8]
     vocab = -(-len(tokenizer) // 64) * 64

@@ -1,12 +1,13 @@
 """Training on TRL: SFT warm start (:func:`run_sft`) and GRPO (:func:`run_grpo`).
 
-Configs are dataclasses loaded from YAML with command-line overrides
-(:func:`load_config`); see ``docs/training.md``.
+Configs are dataclasses whose fields carry their help text, loaded from YAML with
+command-line overrides by :func:`medground.config.load_config`; see ``docs/training.md``
+and ``docs/configuration.md``.
 """
 
-from .config import GRPORunConfig, RewardSpec, SFTRunConfig, load_config, save_config
+from .config import GRPORunConfig, RewardTerm, SFTRunConfig, load_config, save_config
 
-__all__ = ["GRPORunConfig", "RewardSpec", "SFTRunConfig", "load_config", "save_config", "run_sft", "run_grpo"]
+__all__ = ["GRPORunConfig", "RewardTerm", "SFTRunConfig", "load_config", "save_config", "run_sft", "run_grpo"]
 
 
 def run_sft(cfg):

@@ -6,8 +6,9 @@ import json
 import os
 from pathlib import Path
 
+from ..config import save_config, to_dict
 from ..errors import MedgroundError
-from .config import TrainConfig, save_config, to_dict
+from .config import TrainConfig
 
 FINAL_DIR = "final"
 
@@ -181,14 +182,14 @@ def is_main_process() -> bool:
 
 
 def make_trainer(trainer_cls, cfg, model, processor, frame, template, **trainer_kwargs):
-    """``(trainer, eval_callback)``: ``trainer_cls`` with the plot callback and, when
-    ``cfg.eval.every_steps`` and a validation file are set, the greedy grounding evaluation."""
+    """``(trainer, eval_callback)``: ``trainer_cls`` with the plot callback and, when the
+    run evaluates (``eval.every_steps`` and ``data.val`` set), the greedy grounding evaluation."""
     from ..data.schema import read_jsonl
     from .callbacks import GroundingEvalCallback, PlotCallback
 
     callbacks = [PlotCallback(cfg.train.output_dir)]
     evaluator = None
-    if cfg.eval.every_steps and cfg.data.val:
+    if cfg.evaluates:
         evaluator = GroundingEvalCallback(read_jsonl(cfg.data.val), processor, frame, template, cfg.eval,
                                           cfg.train.output_dir)
         callbacks.append(evaluator)

@@ -1,7 +1,7 @@
-"""Training configurations: dataclasses loaded from YAML and overridden on the command line.
+"""Training configurations: the sections of an SFT or GRPO run, loaded by :mod:`medground.config`.
 
-A run config has sections (``model``, ``data``, ``train``, ``lora``, ``eval`` and, for
-GRPO, ``grpo`` and ``rewards``).  A YAML file maps onto them::
+A run config has sections (``model``, ``data``, ``train``, ``lora``, ``eval`` and ``sft``,
+or ``grpo`` and ``rewards`` for GRPO).  A YAML file maps onto them::
 
     model: {path: checkpoints/tiny, frame: qwen2.5-vl}
     data: {train: data/train.jsonl, val: data/val.jsonl, template: r1}
@@ -11,10 +11,10 @@ GRPO, ``grpo`` and ``rewards``).  A YAML file maps onto them::
       - {name: format, weight: 1.0}
       - {name: iou, weight: 1.0, options: {threshold: 0.5}}
 
-Any field can then be overridden as ``--section.field value`` or, when the field name
-is unique across sections, ``--field value``.  Values are parsed as YAML scalars
-(``1e-5``, ``true``, ``[a, b]``) and converted to the field's type.  Rewards are
-given on the command line as ``--rewards format,iou:2,semantic:0.5`` (``name:weight``).
+and any field is overridden as ``--section.field value`` or, when the name is unique
+across sections, ``--field value`` (see :func:`medground.config.load_config`).  Rewards
+are also given as ``--rewards format,iou:2,semantic:0.5`` (``name:weight``).  Every field's
+help text is in its metadata (``medground train grpo --help``, ``docs/configuration.md``).
 
 >>> cfg = load_config(GRPORunConfig, overrides=["--model.path", "m", "--data.train", "t.jsonl",
 ...                                              "--num_generations", "4", "--rewards", "format,iou:2"])
@@ -24,38 +24,81 @@ given on the command line as ``--rewards format,iou:2,semantic:0.5`` (``name:wei
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
+import logging
+import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..config import ConfigError, check_choice, check_range, from_dict, load_config, save_config, to_dict
 from ..errors import MedgroundError
+
+__all__ = [
+    "DataConfig", "EvalConfig", "GRPOOptions", "GRPORunConfig", "LoraConfig", "ModelConfig", "RewardTerm",
+    "SFTOptions", "SFTRunConfig", "TrainConfig", "load_config", "parse_rewards", "require", "save_config", "to_dict",
+]
+
+logger = logging.getLogger(__name__)
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPE_ALIASES = ("", "fp32", "bf16", "fp16")  # also accepted by medground.models.policy.load_policy
+#: ``loss_type`` values TRL 1.16's ``GRPOTrainer`` computes (tests compare with TRL's own list).
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+SCALE_REWARDS = ("group", "batch", "none")
+VLLM_MODES = ("colocate", "server")
 
 
 @dataclass
 class ModelConfig:
-    """The policy: a local directory (or a hub id when online) and its answer frame."""
+    """The policy: a local checkpoint folder (or a hub id when online) and its answer frame."""
 
-    path: str = ""
-    frame: str = "qwen2.5-vl"
-    min_pixels: int | None = None
-    max_pixels: int | None = None
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
-    attn_implementation: str | None = None
+    path: str = field(default="", metadata={"help": "Checkpoint folder of the policy (or a hub id when online)."})
+    frame: str = field(default="qwen2.5-vl", metadata={
+        "help": "Coordinate frame the policy answers in: qwen2.5-vl (pixels of the resized image), norm1000, "
+                "norm1, pixels or fixed:WxH; empty: the checkpoint's (medground.json)."})
+    min_pixels: int | None = field(default=None, metadata={
+        "help": "Image processor min_pixels (default: the checkpoint's)."})
+    max_pixels: int | None = field(default=None, metadata={
+        "help": "Image processor max_pixels (default: the checkpoint's)."})
+    dtype: str = field(default="auto", metadata={"help": "Weights dtype: auto, float32, bfloat16 or float16."})
+    attn_implementation: str | None = field(default=None, metadata={
+        "help": "transformers attention implementation (eager, sdpa, flash_attention_2); default: transformers'."})
+
+    def __post_init__(self):
+        from ..geometry import Frame
+
+        if str(self.dtype).lower() not in (*DTYPES, *DTYPE_ALIASES):
+            raise ConfigError("dtype", f"must be one of {', '.join(DTYPES)} (or fp32, bf16, fp16); got {self.dtype!r}")
+        check_range(self, "min_pixels", "max_pixels", low=1)
+        if self.min_pixels and self.max_pixels and self.min_pixels > self.max_pixels:
+            raise ConfigError(("min_pixels", "max_pixels"), f"min_pixels ({self.min_pixels}) exceeds max_pixels "
+                                                            f"({self.max_pixels})")
+        if self.frame:
+            try:
+                Frame.parse(self.frame)
+            except (MedgroundError, ValueError) as exc:
+                raise ConfigError("frame", f"not a coordinate frame: {exc}") from None
 
 
 @dataclass
 class DataConfig:
     """Canonical JSONL splits and the prompt template."""
 
-    train: str = ""
-    val: str | None = None
-    template: str = "r1"
-    max_train_samples: int | None = None
+    train: str = field(default="", metadata={"help": "Training split (canonical JSONL)."})
+    val: str | None = field(default=None, metadata={
+        "help": "Validation split for the grounding evaluation during training (see eval)."})
+    template: str = field(default="r1", metadata={
+        "help": "Prompt template: r1, chain_of_box, medreasoner, medreasoner_nothink."})
+    max_train_samples: int | None = field(default=None, metadata={
+        "help": "Use only the first N training samples (default: all)."})
+
+    def __post_init__(self):
+        from ..templates import get_template
+
+        try:
+            get_template(self.template)
+        except MedgroundError as exc:
+            raise ConfigError("template", str(exc)) from None
+        check_range(self, "max_train_samples", low=1)
 
 
 @dataclass
@@ -63,354 +106,277 @@ class TrainConfig:
     """Optimisation and bookkeeping shared by SFT and GRPO (TRL / transformers names).
 
     ``trl`` passes any other field of TRL's ``SFTConfig`` / ``GRPOConfig`` unchanged.
+
+    NOTE: defaults that differ from TRL's (``SFTConfig`` / ``GRPOConfig`` 1.16):
+    ``output_dir`` (``runs/medground``), ``learning_rate`` (1e-5 for SFT and GRPO, TRL
+    2e-5 / 1e-6), ``num_train_epochs`` (1, TRL 3), ``lr_scheduler_type`` (``constant``, TRL
+    ``linear``), ``save_steps`` (100, TRL 500), ``save_total_limit`` (2, TRL unlimited),
+    ``gradient_checkpointing`` (off, TRL on), ``report_to`` (tensorboard, TRL none).
     """
 
-    output_dir: str = "runs/medground"
-    seed: int = 42
-    learning_rate: float = 1e-5
-    max_steps: int = -1
-    num_train_epochs: float = 1.0
-    per_device_train_batch_size: int = 8
-    gradient_accumulation_steps: int = 1
-    lr_scheduler_type: str = "constant"
-    warmup_steps: float = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    logging_steps: int = 10
-    save_steps: int = 100
-    save_total_limit: int | None = 2
-    bf16: bool | None = None
-    gradient_checkpointing: bool = False
-    use_cpu: bool = False
-    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
-    resume: str = "auto"  # auto (latest checkpoint in output_dir if any) | never | PATH
-    dataloader_num_workers: int = 0
-    trl: dict[str, Any] = field(default_factory=dict)
+    output_dir: str = field(default="runs/medground", metadata={
+        "help": "Run folder: checkpoints, final/, config.yaml, logs and plots."})
+    seed: int = field(default=42, metadata={"help": "Random seed (also the data order)."})
+    learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate (AdamW)."})
+    max_steps: int = field(default=-1, metadata={"help": "Optimisation steps; -1: num_train_epochs decides."})
+    num_train_epochs: float = field(default=1.0, metadata={"help": "Passes over the training split (without max_steps)."})
+    per_device_train_batch_size: int = field(default=8, metadata={
+        "help": "Samples per device and step (GRPO: completions; see grpo.num_generations)."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Steps accumulated per optimiser update."})
+    lr_scheduler_type: str = field(default="constant", metadata={
+        "help": "transformers scheduler: constant, constant_with_warmup, linear, cosine, ..."})
+    warmup_steps: float = field(default=0, metadata={"help": "Warm-up steps (a fraction < 1: of all steps)."})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm (0: no clipping)."})
+    logging_steps: int = field(default=10, metadata={"help": "Log every N steps."})
+    save_steps: int = field(default=100, metadata={"help": "Save a checkpoint every N steps (resume point)."})
+    save_total_limit: int | None = field(default=2, metadata={"help": "Checkpoints kept (null: all)."})
+    bf16: bool | None = field(default=None, metadata={"help": "bfloat16 mixed precision (default: when the GPU has it)."})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "Recompute activations to save memory."})
+    use_cpu: bool = field(default=False, metadata={"help": "Train on the CPU even when a GPU is present."})
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"], metadata={
+        "help": "Loggers (tensorboard, wandb, ...); [] for none."})
+    resume: str = field(default="auto", metadata={
+        "help": "auto: continue from the latest checkpoint in output_dir; never; or a checkpoint folder."})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "Data loading worker processes."})
+    trl: dict[str, Any] = field(default_factory=dict, metadata={
+        "help": "Any other TRL SFTConfig / GRPOConfig field, passed unchanged (--train.trl.NAME value)."})
+
+    def __post_init__(self):
+        check_range(self, "learning_rate", low=0, low_open=True)
+        check_range(self, "per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps",
+                    "save_steps", low=1)
+        check_range(self, "num_train_epochs", "warmup_steps", "weight_decay", "max_grad_norm",
+                    "dataloader_num_workers", low=0)
+        check_range(self, "save_total_limit", low=1)
 
 
 @dataclass
 class LoraConfig:
     """LoRA adapters via peft (off by default: full fine-tuning)."""
 
-    enabled: bool = False
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    enabled: bool = field(default=False, metadata={"help": "Train LoRA adapters instead of every weight."})
+    r: int = field(default=16, metadata={"help": "Adapter rank."})
+    alpha: int = field(default=32, metadata={"help": "LoRA alpha (scaling = alpha / r)."})
+    dropout: float = field(default=0.05, metadata={"help": "Dropout on the adapter input."})
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"], metadata={
+        "help": "Modules that get adapters."})
+
+    def __post_init__(self):
+        check_range(self, "r", low=1)
+        check_range(self, "alpha", low=0, low_open=True)
+        check_range(self, "dropout", low=0, high=1, high_open=True)
+        if self.enabled and not self.target_modules:
+            raise ConfigError(("enabled", "target_modules"), "LoRA is enabled but names no target module")
 
 
 @dataclass
 class EvalConfig:
-    """Greedy grounding evaluation on the validation split during training."""
+    """Greedy grounding evaluation on the validation split (``data.val``) during training."""
 
-    every_steps: int = 50  # 0 disables it
-    max_samples: int | None = 64
-    batch_size: int = 16
-    max_new_tokens: int = 256
-    iou_threshold: float = 0.5
-    log_completions: int = 4  # completions written per evaluation (0: none)
-    plot: bool = True
+    every_steps: int = field(default=50, metadata={
+        "help": "Evaluate every N steps (and before the first); 0: never.  Without data.val evaluation is off "
+                "(a warning says so)."})
+    max_samples: int | None = field(default=64, metadata={"help": "Validation samples per evaluation (null: all)."})
+    batch_size: int = field(default=16, metadata={"help": "Generation batch size."})
+    max_new_tokens: int = field(default=256, metadata={"help": "Generation length limit."})
+    iou_threshold: float = field(default=0.5, metadata={"help": "IoU above which a box counts as correct (val/acc)."})
+    log_completions: int = field(default=4, metadata={
+        "help": "Completions written to val_completions.jsonl per evaluation (0: none)."})
+    plot: bool = field(default=True, metadata={"help": "Draw training_curves.png."})
+
+    def __post_init__(self):
+        check_range(self, "every_steps", "log_completions", low=0)
+        check_range(self, "max_samples", "batch_size", "max_new_tokens", low=1)
+        check_range(self, "iou_threshold", low=0, high=1)
 
 
 @dataclass
 class SFTOptions:
-    """Supervised warm start: teacher completions built from the ground truth."""
+    """Supervised warm start: teacher completions built from the ground truth.
 
-    max_length: int | None = None
-    completion_only_loss: bool = True
-    think: str | None = None  # fixed reasoning text instead of the template's (e.g. short, for tiny models)
+    NOTE: defaults that differ from TRL's ``SFTConfig`` (1.16): ``max_length`` (none: no
+    truncation, TRL 1024); ``completion_only_loss`` (on, TRL ``None``, which means on for
+    the prompt-completion data medground builds).
+    """
+
+    max_length: int | None = field(default=None, metadata={
+        "help": "Truncate prompt + completion to N tokens (null: never)."})
+    completion_only_loss: bool = field(default=True, metadata={"help": "Loss on the completion tokens only."})
+    think: str | None = field(default=None, metadata={
+        "help": "Fixed reasoning text instead of the template's (e.g. a short one for tiny models)."})
+
+    def __post_init__(self):
+        check_range(self, "max_length", low=1)
 
 
 @dataclass
 class GRPOOptions:
-    """TRL ``GRPOTrainer`` knobs (same names and meaning as in ``trl.GRPOConfig``)."""
+    """TRL ``GRPOTrainer`` knobs (same names and meaning as in ``trl.GRPOConfig``).
 
-    num_generations: int = 8
-    beta: float = 0.0
-    epsilon: float = 0.2
-    epsilon_high: float | None = None
-    num_iterations: int = 1
-    loss_type: str = "dapo"
-    scale_rewards: str = "group"
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_completion_length: int = 256
-    mask_truncated_completions: bool = False
-    generation_batch_size: int | None = None
-    log_completions: bool = True
-    num_completions_to_print: int | None = 2
-    use_vllm: bool = False
-    vllm_mode: str = "colocate"  # colocate | server
-    vllm_server_host: str = "0.0.0.0"
-    vllm_server_port: int = 8000
-    vllm_server_base_url: str | None = None
-    vllm_gpu_memory_utilization: float = 0.3
-    vllm_tensor_parallel_size: int = 1
+    NOTE: defaults that differ from TRL's ``GRPOConfig`` (1.16): ``max_completion_length``
+    (256, TRL 512), ``log_completions`` (on, TRL off), ``num_completions_to_print`` (2,
+    TRL all).  ``loss_type`` (``dapo``), ``scale_rewards`` (``group``) and ``vllm_mode``
+    (``colocate``) are TRL 1.16's defaults; the MedGround-R1 recipes set ``loss_type: grpo``
+    (the paper's sequence-normalised loss).
+    """
+
+    num_generations: int = field(default=8, metadata={
+        "help": "Completions per prompt (G); the group the advantages are normalised over."})
+    beta: float = field(default=0.0, metadata={"help": "KL coefficient (0: no reference model)."})
+    epsilon: float = field(default=0.2, metadata={"help": "Clipping range of the policy ratio."})
+    epsilon_high: float | None = field(default=None, metadata={
+        "help": "Upper clipping range (DAPO's clip-higher; default: epsilon)."})
+    num_iterations: int = field(default=1, metadata={"help": "Optimisation passes per generation batch (mu)."})
+    loss_type: str = field(default="dapo", metadata={
+        "help": "Loss normalisation: " + ", ".join(LOSS_TYPES) + " (TRL's)."})
+    scale_rewards: str = field(default="group", metadata={
+        "help": "Divide advantages by the reward std of the group, the batch, or none."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling mass."})
+    max_completion_length: int = field(default=256, metadata={"help": "Completion length limit (tokens)."})
+    mask_truncated_completions: bool = field(default=False, metadata={
+        "help": "Leave truncated completions out of the loss."})
+    generation_batch_size: int | None = field(default=None, metadata={
+        "help": "Completions generated at once (default: TRL's, one optimiser step's worth)."})
+    log_completions: bool = field(default=True, metadata={
+        "help": "Write sampled completions and rewards to OUTPUT/completions/*.parquet."})
+    num_completions_to_print: int | None = field(default=2, metadata={
+        "help": "Completions printed per logging step (null: all, 0: none)."})
+    use_vllm: bool = field(default=False, metadata={"help": "Generate with vLLM (pip install 'medground[vllm]')."})
+    vllm_mode: str = field(default="colocate", metadata={
+        "help": "colocate (vLLM on the training GPUs) or server (trl vllm-serve elsewhere)."})
+    vllm_server_host: str = field(default="0.0.0.0", metadata={"help": "vLLM server host (server mode)."})
+    vllm_server_port: int = field(default=8000, metadata={"help": "vLLM server port (server mode)."})
+    vllm_server_base_url: str | None = field(default=None, metadata={
+        "help": "vLLM server URL, instead of host and port (server mode)."})
+    vllm_gpu_memory_utilization: float = field(default=0.3, metadata={
+        "help": "GPU memory share for vLLM (colocate mode)."})
+    vllm_tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM tensor parallel size (colocate mode)."})
+
+    def __post_init__(self):
+        check_choice(self, "loss_type", LOSS_TYPES)
+        check_choice(self, "scale_rewards", SCALE_REWARDS)
+        check_choice(self, "vllm_mode", VLLM_MODES)
+        if self.num_generations < 2:
+            raise ConfigError("num_generations", f"GRPO needs at least 2 completions per prompt; got "
+                                                 f"{self.num_generations}")
+        check_range(self, "beta", low=0)
+        check_range(self, "epsilon", "temperature", low=0, low_open=True)
+        check_range(self, "top_p", low=0, high=1, low_open=True)
+        check_range(self, "num_iterations", "max_completion_length", "generation_batch_size",
+                    "vllm_tensor_parallel_size", low=1)
+        check_range(self, "num_completions_to_print", low=0)
+        check_range(self, "vllm_gpu_memory_utilization", low=0, high=1, low_open=True)
+        check_range(self, "vllm_server_port", low=1, high=65535)
+        if self.epsilon_high is not None and self.epsilon_high < self.epsilon:
+            raise ConfigError(("epsilon_high", "epsilon"), f"epsilon_high ({self.epsilon_high}) is below epsilon "
+                                                           f"({self.epsilon})")
+        if self.generation_batch_size and self.generation_batch_size % self.num_generations:
+            raise ConfigError(("generation_batch_size", "num_generations"),
+                              f"{self.generation_batch_size} completions do not split into groups of "
+                              f"{self.num_generations}")
 
 
 @dataclass
-class RewardSpec:
-    """One reward: a registry name (``medground rewards list``), its weight and options."""
+class RewardTerm:
+    """One term of the GRPO reward: a registered reward (``medground rewards list``), its
+    weight in the sum and the options it is built with."""
 
-    name: str = ""
-    weight: float = 1.0
-    options: dict[str, Any] = field(default_factory=dict)
+    name: str = field(default="", metadata={"help": "Registered reward name."})
+    weight: float = field(default=1.0, metadata={"help": "Weight in the summed reward (TRL reward_weights)."})
+    options: dict[str, Any] = field(default_factory=dict, metadata={"help": "Options of the reward."})
+
+    def __post_init__(self):
+        if not self.name:
+            raise ConfigError("name", "every reward needs a name")
+        if not math.isfinite(self.weight):
+            raise ConfigError("weight", f"must be a finite number; got {self.weight}")
+
+
+def _reward_entries(value) -> list:
+    """Rewards as YAML gives them (mappings or names) or as the CLI does (``"format,iou:2"``):
+    a list of mappings / :class:`RewardTerm` for the loader to build."""
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise MedgroundError("rewards must be a non-empty list, e.g. [{name: format}, {name: iou, weight: 2}]"
+                             " or format,iou:2")
+    entries = []
+    for item in value:
+        if isinstance(item, str):
+            name, _, weight = item.partition(":")
+            try:
+                entries.append({"name": name.strip(), "weight": float(weight) if weight else 1.0})
+            except ValueError:
+                raise MedgroundError(f"reward {item!r}: weight must be a number (name:weight)") from None
+        elif isinstance(item, (dict, RewardTerm)):
+            entries.append(item)
+        else:
+            raise MedgroundError(f"reward entry {item!r} must be a name or a mapping")
+    return entries
+
+
+def parse_rewards(value) -> list[RewardTerm]:
+    """Reward terms from YAML (a list of mappings or names) or the CLI (``"format,iou:2"``)."""
+    try:
+        entries = _reward_entries(value)
+    except MedgroundError as exc:
+        raise ConfigError("rewards", str(exc)) from None
+    return [e if isinstance(e, RewardTerm) else from_dict(RewardTerm, e, f"rewards[{i}].")
+            for i, e in enumerate(entries)]
 
 
 @dataclass
-class SFTRunConfig:
+class _RunConfig:
+    """What SFT and GRPO runs share."""
+
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=2e-5))
+    train: TrainConfig = field(default_factory=TrainConfig)
     lora: LoraConfig = field(default_factory=LoraConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self):
+        if self.eval.every_steps and not self.data.val:
+            logger.warning("evaluation is off: eval.every_steps is %d but data.val names no validation file "
+                           "(set data.val, or eval.every_steps 0 to silence this)", self.eval.every_steps)
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether the run evaluates on ``data.val`` during training."""
+        return bool(self.eval.every_steps and self.data.val)
+
+
+@dataclass
+class SFTRunConfig(_RunConfig):
+    """An SFT run: the shared sections and ``sft`` (TRL's SFTTrainer)."""
+
     sft: SFTOptions = field(default_factory=SFTOptions)
 
 
 @dataclass
-class GRPORunConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(learning_rate=1e-6))
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
+class GRPORunConfig(_RunConfig):
+    """A GRPO run: the shared sections, ``grpo`` and the reward terms (TRL's GRPOTrainer)."""
+
     grpo: GRPOOptions = field(default_factory=GRPOOptions)
-    rewards: list[RewardSpec] = field(
-        default_factory=lambda: [RewardSpec("format"), RewardSpec("iou")]
+    rewards: list[RewardTerm] = field(
+        default_factory=lambda: [RewardTerm("format"), RewardTerm("iou")],
+        metadata={"help": "Reward terms: a list of {name, weight, options}, or name:weight,... on the command line "
+                          "(medground rewards list).",
+                  "convert": _reward_entries, "metavar": "rewards", "default_text": "format,iou"},
     )
 
-
-# --------------------------------------------------------------------------- parsing
-
-
-def _strip_optional(tp):
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], True
-    return tp, False
-
-
-def _coerce(value, tp, name: str):
-    """Convert a YAML-loaded value to the annotated type ``tp`` (clear error otherwise)."""
-    base, optional = _strip_optional(tp)
-    if value is None:
-        if optional or base is Any:
-            return None
-        raise MedgroundError(f"config field {name!r} may not be null")
-    if isinstance(value, str) and value.lower() in ("none", "null") and optional:
-        return None
-    origin = typing.get_origin(base)
-    try:
-        if base is Any:
-            return value
-        if base is bool:
-            if isinstance(value, str):
-                low = value.lower()
-                if low in ("true", "yes", "1", "on"):
-                    return True
-                if low in ("false", "no", "0", "off"):
-                    return False
-                raise ValueError(value)
-            if isinstance(value, (bool, int)):
-                return bool(value)
-            raise ValueError(value)
-        if base is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError(value)
-            return int(value)
-        if base is float:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return float(value)
-        if base is str:
-            if isinstance(value, (dict, list)):
-                raise ValueError(value)
-            return str(value)
-        if origin is list:
-            (item,) = typing.get_args(base) or (Any,)
-            if isinstance(value, str):
-                value = [v.strip() for v in value.split(",") if v.strip()]
-            if not isinstance(value, (list, tuple)):
-                value = [value]
-            return [_coerce(v, item, name) for v in value]
-        if origin is dict or base is dict:
-            if not isinstance(value, dict):
-                raise ValueError(value)
-            return dict(value)
-    except (TypeError, ValueError):
-        raise MedgroundError(f"config field {name!r}: cannot use {value!r} as {getattr(base, '__name__', base)}") from None
-    return value
-
-
-def _hints(cls) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _build(cls, data: dict | None, prefix: str = ""):
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys."""
-    data = dict(data or {})
-    hints = _hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise MedgroundError(
-            f"unknown config field(s) {', '.join(prefix + u for u in unknown)}; "
-            f"known in {prefix.rstrip('.') or cls.__name__}: {', '.join(sorted(names))}"
-        )
-    obj = cls()
-    for key, value in data.items():
-        tp = hints[key]
-        base, _ = _strip_optional(tp)
-        if dataclasses.is_dataclass(base):
-            if not isinstance(value, dict):
-                raise MedgroundError(f"config section {prefix + key!r} must be a mapping")
-            setattr(obj, key, _build(base, value, f"{prefix}{key}."))
-        elif key == "rewards":
-            setattr(obj, key, parse_rewards(value))
-        else:
-            setattr(obj, key, _coerce(value, tp, prefix + key))
-    return obj
-
-
-def parse_rewards(value) -> list[RewardSpec]:
-    """Rewards from YAML (list of mappings or names) or the CLI (``"format,iou:2"``)."""
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, (list, tuple)) or not value:
-        raise MedgroundError("rewards must be a non-empty list, e.g. [{name: format}, {name: iou, weight: 2}]")
-    specs = []
-    for item in value:
-        if isinstance(item, RewardSpec):
-            specs.append(item)
-        elif isinstance(item, str):
-            name, _, weight = item.partition(":")
-            try:
-                specs.append(RewardSpec(name.strip(), float(weight) if weight else 1.0))
-            except ValueError:
-                raise MedgroundError(f"reward {item!r}: weight must be a number (name:weight)") from None
-        elif isinstance(item, dict):
-            specs.append(_build(RewardSpec, item, "rewards."))
-        else:
-            raise MedgroundError(f"reward entry {item!r} must be a name or a mapping")
-        if not specs[-1].name:
-            raise MedgroundError("every reward needs a name")
-    return specs
-
-
-def _section_fields(cls) -> dict[str, list[str]]:
-    """``{field: [section, ...]}`` for the leaf fields of a run config."""
-    out: dict[str, list[str]] = {}
-    for f in dataclasses.fields(cls):
-        base, _ = _strip_optional(_hints(cls)[f.name])
-        if dataclasses.is_dataclass(base):
-            for g in dataclasses.fields(base):
-                out.setdefault(g.name, []).append(f.name)
-    return out
-
-
-def parse_overrides(cls, args: list[str]) -> dict[str, Any]:
-    """``["--section.field", "v", "--field=v", ...]`` -> nested mapping for :func:`_build`."""
-    nested: dict[str, Any] = {}
-    leaves = _section_fields(cls)
-    top = {f.name for f in dataclasses.fields(cls)}
-    i = 0
-    while i < len(args):
-        tok = args[i]
-        if not tok.startswith("--"):
-            raise MedgroundError(f"unexpected argument {tok!r}; overrides look like --section.field value")
-        key = tok[2:]
-        if "=" in key:
-            key, raw = key.split("=", 1)
-            i += 1
-        else:
-            if i + 1 >= len(args):
-                raise MedgroundError(f"override {tok} needs a value")
-            raw = args[i + 1]
-            i += 2
-        key = key.replace("-", "_")
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
-        if "." in key:
-            section, _, name = key.partition(".")
-            if section not in top:
-                raise MedgroundError(f"unknown config section {section!r} in {tok}; sections: {', '.join(sorted(top))}")
-            if section == "train" and name.startswith("trl."):
-                nested.setdefault("train", {}).setdefault("trl", {})[name[4:]] = value
-                continue
-            nested.setdefault(section, {})[name] = value
-        elif key in top and key == "rewards":
-            nested["rewards"] = value if not isinstance(value, (int, float)) else str(raw)
-        elif key in leaves:
-            sections = leaves[key]
-            if len(sections) > 1:
-                raise MedgroundError(
-                    f"--{key} is ambiguous; write one of " + ", ".join(f"--{s}.{key}" for s in sections)
-                )
-            nested.setdefault(sections[0], {})[key] = value
-        else:
-            raise MedgroundError(f"unknown config field {tok!r}")
-    return nested
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in ("options",):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def load_yaml(path) -> dict:
-    p = Path(path)
-    if not p.exists():
-        raise MedgroundError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise MedgroundError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise MedgroundError(f"{path}: a config file must be a mapping of sections")
-    return data
-
-
-def load_config(cls, path=None, overrides: list[str] | None = None, values: dict | None = None):
-    """Config of type ``cls`` from YAML ``path`` (optional), then ``values`` (a nested
-    mapping), then command-line ``overrides``; unknown fields raise MedgroundError."""
-    data = load_yaml(path) if path else {}
-    if values:
-        data = _merge(data, values)
-    if overrides:
-        data = _merge(data, parse_overrides(cls, overrides))
-    where_ = f"{path}: " if path else ""
-    try:
-        return _build(cls, data)
-    except MedgroundError as exc:
-        raise MedgroundError(f"{where_}{exc}") from None
-
-
-def to_dict(cfg) -> dict:
-    """Plain nested dict (for saving next to the run and in reports)."""
-    return dataclasses.asdict(cfg)
-
-
-def save_config(cfg, path) -> Path:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
-    return p
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.rewards:
+            raise ConfigError("rewards", "GRPO needs at least one reward")
 
 
 def require(cfg) -> None:
-    """Check the fields a run cannot start without."""
+    """Check the fields a run cannot start without (a config without them is still valid
+    to print or to complete later)."""
     if not cfg.model.path:
         raise MedgroundError("no model: set model.path in the config or pass --model.path DIR")
     if not cfg.data.train:
         raise MedgroundError("no training data: set data.train in the config or pass --data.train FILE.jsonl")
-    if cfg.eval.every_steps and not cfg.data.val:
-        cfg.eval.every_steps = 0

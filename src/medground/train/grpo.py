@@ -1,6 +1,6 @@
 """GRPO on TRL's ``GRPOTrainer`` with medground rewards chosen by name.
 
-Each :class:`~medground.train.config.RewardSpec` becomes
+Each :class:`~medground.train.config.RewardTerm` becomes
 ``medground.rewards.get(name, **options)``; its weight goes to TRL's
 ``reward_weights``.  Rewards that take a coordinate ``frame`` receive the policy's
 frame unless the spec sets one, so boxes answered in the resized Qwen2.5-VL frame are
@@ -20,15 +20,15 @@ from ..data.schema import read_jsonl
 from ..errors import MedgroundError
 from ..geometry import Frame
 from .common import ExactResumeMixin, load_training_policy, make_trainer, make_trl_config, train_and_save
-from .config import GRPORunConfig, RewardSpec, require
+from .config import GRPORunConfig, RewardTerm, require
 
 
-def build_rewards(specs: list[RewardSpec], frame: Frame) -> tuple[list, list[float]]:
-    """Reward callables and weights from specs (the policy's frame filled in)."""
+def build_rewards(terms: list[RewardTerm], frame: Frame) -> tuple[list, list[float]]:
+    """Reward callables and weights from the reward terms (the policy's frame filled in)."""
     from .. import rewards
 
     funcs, weights = [], []
-    for s in specs:
+    for s in terms:
         options = dict(s.options)
         accepted = rewards.spec(s.name).options
         if "frame" in accepted and "frame" not in options:
@@ -56,8 +56,6 @@ def grpo_trl_options(cfg: GRPORunConfig, weights: list[float]) -> dict:
     g = dataclasses.asdict(cfg.grpo)
     if not g.get("generation_batch_size"):
         g.pop("generation_batch_size")
-    if g["vllm_mode"] not in ("colocate", "server"):
-        raise MedgroundError(f"grpo.vllm_mode must be colocate or server, got {g['vllm_mode']!r}")
     if cfg.grpo.use_vllm:
         try:
             import vllm  # noqa: F401
