@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     ours(completions=completions[:2], image=images[:2], query=queries[:2])
 
     def run_ours():
-        ours.text_cache._cache.clear()
+        ours.text_cache.clear()
         return ours(completions=completions, **cols)
 
     def run_single():

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 from torchvision.ops import box_iou as tv_box_iou
 from torchvision.ops import generalized_box_iou
 
-from medground.metrics import box_giou, box_iou, disc_dice, mask_dice, mask_iou
+from medground.metrics import box_giou, box_giou_matrix, box_iou, box_iou_matrix, disc_dice, mask_dice, mask_iou
 
 
 def vlm_r1_iou(box1, box2):
@@ -50,6 +50,34 @@ def test_vlm_r1_variant_is_the_released_inclusive_pixel_iou():
     np.testing.assert_allclose(box_iou(a, b, variant="vlm-r1"), ref, rtol=1e-12)
     # boundary of the strict test: touching after the -1 shift gives 0
     assert box_iou([[0, 0, 10, 10]], [[9, 0, 20, 10]], variant="vlm-r1")[0] == 0.0
+
+
+def test_matrices_match_torchvision():
+    rng = np.random.default_rng(4)
+    a, b = random_boxes(rng, 30), random_boxes(rng, 45)
+    assert box_iou_matrix(a, b).shape == (30, 45)
+    np.testing.assert_allclose(box_iou_matrix(a, b), tv_box_iou(torch.tensor(a), torch.tensor(b)).numpy(), rtol=1e-12)
+    np.testing.assert_allclose(box_giou_matrix(a, b), generalized_box_iou(torch.tensor(a), torch.tensor(b)).numpy(),
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("variant", ["standard", "vlm-r1"])
+def test_matrix_entries_equal_the_paired_values_bit_for_bit(variant):
+    rng = np.random.default_rng(5)
+    a, b = np.round(random_boxes(rng, 40, 640)), np.round(random_boxes(rng, 25, 640))
+    a[:3] = [[0, 0, 0, 0], [5, 5, 1, 1], [np.nan, 0, 1, 1]]  # degenerate rows
+    b[:5] = a[5:10]  # identical boxes
+    rows, cols = np.repeat(a, len(b), axis=0), np.tile(b, (len(a), 1))
+    np.testing.assert_array_equal(box_iou_matrix(a, b, variant), box_iou(rows, cols, variant).reshape(40, 25))
+    np.testing.assert_array_equal(box_giou_matrix(a, b), box_giou(rows, cols).reshape(40, 25))
+    assert (box_iou_matrix(a, b, variant)[:3] == 0).all() and (box_giou_matrix(a, b)[:3] == 0).all()
+
+
+def test_matrices_of_empty_sets_and_bad_variant():
+    assert box_iou_matrix(np.zeros((0, 4)), [[0, 0, 1, 1]]).shape == (0, 1)
+    assert box_giou_matrix([[0, 0, 1, 1]], []).shape == (1, 0)
+    with pytest.raises(ValueError, match="variant"):
+        box_iou_matrix([[0, 0, 1, 1]], [[0, 0, 1, 1]], variant="inclusive")
 
 
 def test_iou_broadcasts_one_against_many():
@@ -104,6 +132,9 @@ def test_mask_dice_and_iou():
     np.testing.assert_allclose(mask_dice(a, b), [0.5, 0.0])
     np.testing.assert_allclose(mask_iou(a, b), [1 / 3, 0.0])
     assert mask_dice(np.ones((4, 4)), np.ones((5, 5))).tolist() == [0.0]
+    # one mask against several: one value per pair
+    np.testing.assert_allclose(mask_dice(a[0], b), [0.5, 0.0])
+    np.testing.assert_allclose(mask_iou(a[0], b), [1 / 3, 0.0])
 
 
 @settings(max_examples=200, deadline=None)

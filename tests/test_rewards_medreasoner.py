@@ -12,9 +12,9 @@ from medground.errors import MedgroundError
 from medground.metrics import disc_dice
 from medground.rewards.medreasoner import (
     KEYS,
+    MedReasonerReward,
     answer_format_score,
     disc_overlap,
-    make_medreasoner_reward,
     medreasoner_score,
     penalize,
     smooth_exp,
@@ -355,7 +355,7 @@ def test_unknown_mode_is_an_error():
     with pytest.raises(MedgroundError, match="soft"):
         medreasoner_score(PERFECT, GT_BOX, GT_POINTS, mode="medium")
     with pytest.raises(MedgroundError):
-        make_medreasoner_reward(mode="base")
+        MedReasonerReward(mode="base")
 
 
 def test_smoothing_and_penalty():
@@ -432,7 +432,7 @@ def columns(n=1, **extra):
 
 
 def test_trl_names_and_completion_kinds():
-    soft, hard = make_medreasoner_reward(), make_medreasoner_reward(mode="hard")
+    soft, hard = MedReasonerReward(), MedReasonerReward(mode="hard")
     assert soft.__name__ == "medreasoner" and hard.__name__ == "medreasoner_hard"
     conversational = [{"role": "assistant", "content": PERFECT}]
     assert soft(prompts=["p"] * 2, completions=[PERFECT, conversational], **columns(2)) == [4.0, 4.0]
@@ -440,14 +440,14 @@ def test_trl_names_and_completion_kinds():
 
 
 def test_trl_returns_none_without_ground_truth():
-    reward = make_medreasoner_reward()
+    reward = MedReasonerReward()
     cols = columns(3, boxes=[[GT_BOX], [], [GT_BOX]], points=[GT_POINTS, GT_POINTS, None])
     assert reward(completions=[PERFECT] * 3, **cols) == [4.0, None, None]
 
 
 def test_trl_logs_the_mean_of_every_component():
     logged = {}
-    reward = make_medreasoner_reward(mode="hard")
+    reward = MedReasonerReward(mode="hard")
     out = reward(
         completions=[PERFECT, "junk"], log_metric=lambda name, value: logged.__setitem__(name, value), **columns(2)
     )
@@ -468,7 +468,7 @@ def test_trl_maps_the_policy_frame_to_original_pixels(frame, width, height, scal
         [pred_box[0] * sx, pred_box[1] * sy, pred_box[2] * sx, pred_box[3] * sy],
         *[[x * sx, y * sy] for x, y in pred_pts],
     )
-    reward = make_medreasoner_reward(mode="hard", frame=frame)
+    reward = MedReasonerReward(mode="hard", frame=frame)
     got = reward(completions=[in_frame], boxes=[[gt_box]], points=[gt_pts], width=[width], height=[height])
     want = medreasoner_score(answer(pred_box, *pred_pts), gt_box, gt_pts, "hard")["score"]
     assert got[0] == pytest.approx(want, abs=1e-9)
@@ -481,28 +481,28 @@ def test_trl_qwen_frame_uses_the_image_size():
     gt_box, gt_pts = [100, 100, 300, 200], [[150, 150], [250, 150]]
     k = 1008 / 1000
     in_frame = answer([v * k for v in gt_box], *[[x * k, y * k] for x, y in gt_pts])
-    reward = make_medreasoner_reward(frame="qwen2.5-vl")
+    reward = MedReasonerReward(frame="qwen2.5-vl")
     assert reward(completions=[in_frame], boxes=[[gt_box]], points=[gt_pts], image=[image]) == [4.0]
 
 
 def test_trl_non_finite_total_becomes_zero():
     text = '<think>t</think><answer>{"bbox": [NaN, 0, 100, 100], "points_1": [25, 50], "points_2": [75, 50]}</answer>'
-    assert make_medreasoner_reward(mode="hard")(completions=[text], **columns()) == [0.0]
+    assert MedReasonerReward(mode="hard")(completions=[text], **columns()) == [0.0]
     # An integer too large for a float zeroes the box group only; the points are still mapped and scored.
     huge = answer([0, 0, 10**400, 100], *GT_POINTS)
-    got = make_medreasoner_reward(frame="norm1000")(completions=[huge], **columns())
+    got = MedReasonerReward(frame="norm1000")(completions=[huge], **columns())
     points_only = medreasoner_score(answer(GT_BOX, [2.5, 5.0], [7.5, 5.0]), GT_BOX, GT_POINTS)["points_dice"]
     assert got == [2.0 + points_only] and points_only > 0
 
 
 def test_trl_dataset_problems_are_clear_errors():
-    reward = make_medreasoner_reward()
+    reward = MedReasonerReward()
     with pytest.raises(MedgroundError, match="boxes"):
         reward(completions=[PERFECT], points=[GT_POINTS])
     with pytest.raises(MedgroundError, match="id=bad"):
         reward(completions=[PERFECT], boxes=[[GT_BOX]], points=[[[1, 2]]], id=["bad"])
     with pytest.raises(MedgroundError, match="image size"):
-        make_medreasoner_reward(frame="norm1000")(completions=[PERFECT], boxes=[[GT_BOX]], points=[GT_POINTS])
+        MedReasonerReward(frame="norm1000")(completions=[PERFECT], boxes=[[GT_BOX]], points=[GT_POINTS])
 
 
 def test_registered_in_the_reward_registry():
@@ -531,5 +531,5 @@ def test_trl_resized_image_is_mapped_back_to_original_pixels():
     # The stored image is half the original size; the policy answers in the pixels it saw.
     seen = Image.new("RGB", (50, 50))
     half = answer([v / 2 for v in GT_BOX], *[[x / 2, y / 2] for x, y in GT_POINTS])
-    reward = make_medreasoner_reward(mode="hard")
+    reward = MedReasonerReward(mode="hard")
     assert reward(completions=[half], image=[seen], **columns()) == [8.0]

@@ -162,26 +162,64 @@ def test_bad_setup_is_a_clear_error_and_bad_text_is_zero():
     assert call(f, weird, image=image, query="red") == [0.0] * 5
 
 
-def test_real_transformers_encoder_loaded_once_from_a_directory(tmp_path):
-    """A tiny CLIP saved to disk, loaded by path: the reward equals (cos + 1) / 2 of the
-    crop and query embeddings computed directly."""
-    from medground.models.encoders import load_encoder
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory):
+    """A tiny CLIP-architecture encoder saved to disk."""
     from medground.models.semantic_fit import build_dual_encoder, build_image_processor, build_tokenizer
 
+    path = tmp_path_factory.mktemp("encoder")
     torch.manual_seed(0)
     tok = build_tokenizer(["red lesion", "blue lesion"], max_length=8)
     model = build_dual_encoder(len(tok), image_size=16, patch_size=8, hidden_size=16, layers=1, heads=2,
                                projection_dim=8, max_length=8, pad_id=tok.pad_token_id, bos_id=tok.bos_token_id,
                                eos_id=tok.eos_token_id)
-    model.save_pretrained(tmp_path)
-    tok.save_pretrained(tmp_path)
-    build_image_processor(16).save_pretrained(tmp_path)
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    build_image_processor(16).save_pretrained(path)
+    return str(path)
 
-    f = rewards.get("semantic", encoder=str(tmp_path))
+
+def test_real_transformers_encoder_loaded_once_from_a_directory(encoder_dir):
+    """A tiny CLIP saved to disk, loaded by path: the reward equals (cos + 1) / 2 of the
+    crop and query embeddings computed directly."""
+    from medground.models.encoders import load_encoder
+
+    f = rewards.get("semantic", encoder=encoder_dir)
     image = two_halves()
     out = call(f, ["<answer>[10, 10, 90, 90]</answer>", "<answer>[110, 10, 190, 90]</answer>"], image=image,
                query="red lesion")
-    enc = load_encoder(tmp_path)
+    enc = load_encoder(encoder_dir)
     crops = crop_regions(image, [[10, 10, 90, 90], [110, 10, 190, 90]])
     cos = (enc.encode_images(crops) @ enc.encode_texts(["red lesion"]).T).squeeze(1)
     assert out == pytest.approx(((cos + 1) / 2).tolist(), abs=1e-5)
+
+
+def test_reward_from_a_spec_pickles_the_spec_and_loads_the_encoder_once(encoder_dir, monkeypatch):
+    """Pickling (multiprocess data loading, accelerate) carries the directory, not the
+    weights; the unpickled reward loads the encoder once, not per call."""
+    import pickle
+
+    import medground.models.encoders as encoders
+
+    loads = []
+    real = encoders.load_encoder
+
+    def counting(*args, **kwargs):
+        loads.append(args[0] if args else kwargs.get("spec"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(encoders, "load_encoder", counting)
+    f = rewards.get("semantic", encoder=encoder_dir, batch_size=4)
+    image = two_halves()
+    texts = ["<answer>[10, 10, 90, 90]</answer>", "<answer>[110, 10, 190, 90]</answer>", "no box"]
+    before = call(f, texts, image=image, query="red lesion")
+    assert loads == [encoder_dir]
+    data = pickle.dumps(f)
+    assert len(data) < 20_000  # the spec travels, not the weights
+    copy = pickle.loads(data)
+    assert loads == [encoder_dir] * 2  # built again once, when unpickled...
+    assert copy.encoder is not f.encoder and len(copy.text_cache) == 0
+    for _ in range(3):
+        assert call(copy, texts, image=image, query="red lesion") == pytest.approx(before, abs=1e-6)
+    assert loads == [encoder_dir] * 2  # ...and never per call
+    assert copy.__name__ == f.__name__ == "semantic"  # batch_size does not change the result

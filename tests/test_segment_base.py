@@ -42,10 +42,45 @@ def test_registry_names_and_errors():
     assert get_segmenter("Watershed").name == "watershed"
     with pytest.raises(MedgroundError, match="unknown segmenter 'nope'"):
         get_segmenter("nope")
-    with pytest.raises(MedgroundError, match="bad option"):
+    with pytest.raises(MedgroundError, match="no option.*not_an_option"):
         get_segmenter("watershed", not_an_option=1)
     seg = WatershedSegmenter()
     assert get_segmenter(seg) is seg
+
+
+@pytest.mark.parametrize("name", SEGMENTER_NAMES)
+def test_registry_documents_exactly_the_constructor_options(name):
+    import inspect
+
+    from medground.models.segmenters import SEGMENTERS
+
+    entry = SEGMENTERS.entry(name)
+    cls = entry.load()
+    params = {p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kw", "kwargs")}
+    assert set(entry.options) == params
+    assert all(opt.help for opt in entry.options.values())
+
+
+def test_device_is_ignored_only_where_a_segmenter_takes_none_and_none_means_default():
+    seg = get_segmenter("watershed", device="cuda:3", checkpoint=None, cache_size=None, sigma=2.0)
+    assert seg.name == "watershed" and seg.sigma == 2.0 and seg.cache.maxsize == 8
+    with pytest.raises(MedgroundError, match="no option.*checkpoint"):
+        get_segmenter("watershed", checkpoint="/some/folder")
+    with pytest.raises(MedgroundError, match="unknown segmenter 'sma'; did you mean sam"):
+        get_segmenter("sma")
+
+
+def test_segmenter_pickles_as_its_constructor_arguments_with_an_empty_cache():
+    import pickle
+
+    seg = CountingWatershed(sigma=2.0, cache_size=3)
+    img = blob()
+    masks = seg.segment_image(img, [[25, 15, 75, 65]])
+    assert len(seg.cache) == 1 and seg.embeds == 1
+    copy = pickle.loads(pickle.dumps(seg))
+    assert type(copy) is CountingWatershed and copy.sigma == 2.0 and copy.cache.maxsize == 3
+    assert len(copy.cache) == 0 and copy.embeds == 0
+    assert (copy.segment_image(img, [[25, 15, 75, 65]]) == masks).all()
 
 
 def test_prepare_prompts_clips_and_drops_with_reasons():

@@ -187,6 +187,20 @@ def test_tiny_sam_checkpoints_run_end_to_end(kind, tiny_sam_dir, tiny_samhq_dir,
     assert (a == b).all() and len(seg.cache) == 1 and seg.cache.hits == 1
 
 
+@pytest.mark.parametrize("kind", ["sam", "sam2", "litemedsam"])
+def test_neural_segmenter_pickles_and_reloads_its_weights(kind, tiny_sam_dir, tiny_sam2_dir, litemedsam):
+    import pickle
+
+    seg = litemedsam if kind == "litemedsam" else get_segmenter(kind, checkpoint={"sam": tiny_sam_dir, "sam2": tiny_sam2_dir}[kind])
+    img, _ = rectangle_scene(h=48, w=64)
+    masks = seg.segment_image(img, [[10, 8, 50, 40]])
+    data = pickle.dumps(seg)
+    assert len(data) < 2000  # the constructor arguments, not the weights
+    copy = pickle.loads(data)
+    assert copy.model is not seg.model and len(copy.cache) == 0
+    assert (copy.segment_image(img, [[10, 8, 50, 40]]) == masks).all()
+
+
 def test_sam_checkpoint_errors(tmp_path, tiny_sam_dir, tiny_sam2_dir):
     with pytest.raises(MedgroundError, match="needs checkpoint"):
         get_segmenter("sam")

@@ -157,7 +157,8 @@ def test_cli_segment(dataset, capsys):
     samples, root = dataset
     out = root / "cli_pred.jsonl"
     with pytest.raises(SystemExit) as ok:
-        main(["segment", "--data", str(root / "data.jsonl"), "--out", str(out), "--prompt", "box", "--no-progress"])
+        main(["segment", "--data", str(root / "data.jsonl"), "--out", str(out), "--prompt", "box", "--no-progress",
+              "--device", "cuda"])  # watershed takes no device: the option is ignored
     assert ok.value.code in (0, None)
     text = capsys.readouterr().out
     assert "4 samples" in text and "mask Dice" in text
@@ -168,6 +169,11 @@ def test_cli_segment(dataset, capsys):
         main(["segment", "--data", str(root / "data.jsonl"), "--out", str(out), "--segmenter", "nope"])
     assert exc.value.code == 2
     assert "unknown segmenter 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["segment", "--data", str(root / "data.jsonl"), "--out", str(out), "--checkpoint", str(root)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "segmenter 'watershed' has no option(s) checkpoint" in err and "Traceback" not in err
 
 
 def test_reference_mask_of_the_wrong_size_is_reported_not_scored(dataset):

@@ -1,13 +1,18 @@
-"""Overlap metrics, vectorised over N pairs (numpy).
+"""Overlap metrics (numpy), after ``torchvision.ops.boxes``.
 
-All functions take *paired* inputs (row ``i`` of ``a`` against row ``i`` of ``b``) and
-return float64 arrays of shape (N,).  Degenerate input (zero area, inverted box,
-NaN, empty mask, zero-length point pair) scores 0 and never raises.
+*Paired* functions compare row ``i`` of the first input with row ``i`` of the second
+(one row is broadcast against N) and return float64 ``(N,)``; the ``*_matrix``
+functions compare every row with every row and return ``(N, M)``.  Boxes are ``xyxy``
+(anything :func:`numpy.asarray` takes: ``Tensor[N, 4]``, ``ndarray``, nested lists).
+Degenerate input (zero area, inverted box, NaN, empty mask, zero-length point pair)
+scores 0 and never raises.
 
 >>> box_iou([[0, 0, 10, 10]], [[5, 0, 15, 10]]).round(4).tolist()
 [0.3333]
 >>> box_iou([[0, 0, 10, 10]], [[5, 0, 15, 10]], variant="vlm-r1").round(4).tolist()
 [0.3333]
+>>> box_iou_matrix([[0, 0, 10, 10], [0, 0, 5, 10]], [[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]]).round(4).tolist()
+[[1.0, 0.3333, 0.0], [0.5, 0.0, 0.0]]
 >>> disc_dice([[[0, 0], [2, 0]]], [[[0, 0], [2, 0]]]).tolist()
 [1.0]
 """
@@ -18,7 +23,7 @@ import functools
 
 import numpy as np
 
-from .geometry import as_boxes, as_points, box_area
+from .geometry import as_boxes, as_points
 
 IOU_VARIANTS = ("standard", "vlm-r1")
 
@@ -34,82 +39,133 @@ def _quiet(fn):
     return wrapper
 
 
-def _pair(a, b) -> tuple[np.ndarray, np.ndarray]:
-    a, b = as_boxes(a), as_boxes(b)
-    if len(a) != len(b):
-        if len(a) == 1:
-            a = np.repeat(a, len(b), axis=0)
-        elif len(b) == 1:
-            b = np.repeat(b, len(a), axis=0)
-        else:
-            raise ValueError(f"cannot pair {len(a)} boxes with {len(b)} boxes")
-    return a, b
+# --------------------------------------------------------------------------- boxes
 
 
-def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
-    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def _finite_rows(*arrays: np.ndarray) -> np.ndarray:
-    ok = np.ones(len(arrays[0]), dtype=bool)
-    for arr in arrays:
-        ok &= np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
-    return ok
-
-
-@_quiet
-def box_iou(a, b, variant: str = "standard") -> np.ndarray:
+def box_iou(boxes1, boxes2, variant: str = "standard") -> np.ndarray:
     """IoU of paired ``xyxy`` boxes.
 
-    ``variant="standard"``: continuous areas.
-    ``variant="vlm-r1"``: the inclusive-pixel IoU of the VLM-R1 / MedGround-R1 code —
-    the intersection is ``(min(x2)-1 - max(x1) + 1) * (min(y2)-1 - max(y1) + 1)`` only
-    when ``max(x1) < min(x2)-1`` and ``max(y1) < min(y2)-1`` (strictly), the union uses
-    the plain areas ``(x2-x1)*(y2-y1)``.  It can exceed 1 for tiny boxes, as there.
+    Args:
+        boxes1 (Tensor[N, 4] | ndarray): first boxes (one box is paired with every row of ``boxes2``).
+        boxes2 (Tensor[N, 4] | ndarray): second boxes (one box is paired with every row of ``boxes1``).
+        variant (str): ``"standard"`` (continuous areas) or ``"vlm-r1"``: the
+            inclusive-pixel IoU of the VLM-R1 / MedGround-R1 code — the intersection is
+            ``(min(x2)-1 - max(x1) + 1) * (min(y2)-1 - max(y1) + 1)`` only when
+            ``max(x1) < min(x2)-1`` and ``max(y1) < min(y2)-1`` (strictly), the union uses
+            the plain areas ``(x2-x1)*(y2-y1)``.  It can exceed 1 for tiny boxes, as there.
+
+    Returns:
+        ndarray[N]: the IoU of each pair (float64), 0 for a degenerate pair.
     """
+    return _iou(*_paired(as_boxes(boxes1), as_boxes(boxes2), "boxes"), _check_variant(variant))
+
+
+def box_iou_matrix(boxes1, boxes2, variant: str = "standard") -> np.ndarray:
+    """IoU of every box of ``boxes1`` with every box of ``boxes2``.
+
+    Args:
+        boxes1 (Tensor[N, 4] | ndarray): first set of ``xyxy`` boxes.
+        boxes2 (Tensor[M, 4] | ndarray): second set of ``xyxy`` boxes.
+        variant (str): ``"standard"`` or ``"vlm-r1"``, as in :func:`box_iou`.
+
+    Returns:
+        ndarray[N, M]: entry ``[i, j]`` equals ``box_iou(boxes1[i], boxes2[j], variant)``
+        bit for bit.
+    """
+    a, b = as_boxes(boxes1), as_boxes(boxes2)
+    return _iou(a[:, None], b[None], _check_variant(variant))
+
+
+def box_giou(boxes1, boxes2) -> np.ndarray:
+    """Generalised IoU of paired ``xyxy`` boxes.
+
+    Args:
+        boxes1 (Tensor[N, 4] | ndarray): first boxes (one box is paired with every row of ``boxes2``).
+        boxes2 (Tensor[N, 4] | ndarray): second boxes.
+
+    Returns:
+        ndarray[N]: GIoU in [-1, 1] of each pair; a degenerate pair gives 0.
+    """
+    return _giou(*_paired(as_boxes(boxes1), as_boxes(boxes2), "boxes"))
+
+
+def box_giou_matrix(boxes1, boxes2) -> np.ndarray:
+    """Generalised IoU of every box of ``boxes1`` with every box of ``boxes2``.
+
+    Args:
+        boxes1 (Tensor[N, 4] | ndarray): first set of ``xyxy`` boxes.
+        boxes2 (Tensor[M, 4] | ndarray): second set of ``xyxy`` boxes.
+
+    Returns:
+        ndarray[N, M]: entry ``[i, j]`` equals ``box_giou(boxes1[i], boxes2[j])``.
+    """
+    a, b = as_boxes(boxes1), as_boxes(boxes2)
+    return _giou(a[:, None], b[None])
+
+
+def _check_variant(variant: str) -> str:
     if variant not in IOU_VARIANTS:
         raise ValueError(f"IoU variant must be one of {IOU_VARIANTS}, got {variant!r}")
-    a, b = _pair(a, b)
-    ok = _finite_rows(a, b) & (a[:, 2] > a[:, 0]) & (a[:, 3] > a[:, 1]) & (b[:, 2] > b[:, 0]) & (b[:, 3] > b[:, 1])
-    x1 = np.maximum(a[:, 0], b[:, 0])
-    y1 = np.maximum(a[:, 1], b[:, 1])
-    if variant == "standard":
-        x2 = np.minimum(a[:, 2], b[:, 2])
-        y2 = np.minimum(a[:, 3], b[:, 3])
-        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    else:
-        x2 = np.minimum(a[:, 2] - 1, b[:, 2] - 1)
-        y2 = np.minimum(a[:, 3] - 1, b[:, 3] - 1)
-        inter = np.where((x1 < x2) & (y1 < y2), (x2 - x1 + 1) * (y2 - y1 + 1), 0.0)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    iou = _safe_div(inter, area_a + area_b - inter)
-    return np.where(ok, iou, 0.0)
+    return variant
 
 
 @_quiet
-def box_giou(a, b) -> np.ndarray:
-    """Generalised IoU of paired ``xyxy`` boxes, in [-1, 1]; degenerate pairs give 0."""
-    a, b = _pair(a, b)
-    ok = _finite_rows(a, b) & (box_area(a) > 0) & (box_area(b) > 0)
-    iou = box_iou(a, b)
-    area_a, area_b = box_area(a), box_area(b)
-    inter = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None) * np.clip(
-        np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None
+def _iou(boxes1: np.ndarray, boxes2: np.ndarray, variant: str) -> np.ndarray:
+    """IoU of broadcastable ``(..., 4)`` arrays: (N, 4) with (N, 4), or (N, 1, 4) with (1, M, 4)."""
+    inter, union = _box_inter_union(boxes1, boxes2, variant)
+    return np.where(_valid(boxes1) & _valid(boxes2), _safe_div(inter, union), 0.0)
+
+
+@_quiet
+def _giou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
+    """GIoU of broadcastable ``(..., 4)`` arrays; the IoU comes from the same intersection and union."""
+    inter, union = _box_inter_union(boxes1, boxes2, "standard")
+    hull = (np.maximum(boxes1[..., 2], boxes2[..., 2]) - np.minimum(boxes1[..., 0], boxes2[..., 0])) * (
+        np.maximum(boxes1[..., 3], boxes2[..., 3]) - np.minimum(boxes1[..., 1], boxes2[..., 1])
     )
-    union = area_a + area_b - inter
-    hull = (np.maximum(a[:, 2], b[:, 2]) - np.minimum(a[:, 0], b[:, 0])) * (
-        np.maximum(a[:, 3], b[:, 3]) - np.minimum(a[:, 1], b[:, 1])
-    )
-    giou = iou - _safe_div(hull - union, hull)
-    return np.where(ok, giou, 0.0)
+    giou = _safe_div(inter, union) - _safe_div(hull - union, hull)
+    return np.where(_valid(boxes1) & _valid(boxes2), giou, 0.0)
+
+
+def _box_inter_union(boxes1: np.ndarray, boxes2: np.ndarray, variant: str) -> tuple[np.ndarray, np.ndarray]:
+    """Intersection and union areas of broadcastable ``(..., 4)`` box arrays (``variant``
+    as in :func:`box_iou`; the union always uses the plain areas)."""
+    x1 = np.maximum(boxes1[..., 0], boxes2[..., 0])
+    y1 = np.maximum(boxes1[..., 1], boxes2[..., 1])
+    if variant == "standard":
+        x2 = np.minimum(boxes1[..., 2], boxes2[..., 2])
+        y2 = np.minimum(boxes1[..., 3], boxes2[..., 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    else:
+        x2 = np.minimum(boxes1[..., 2] - 1, boxes2[..., 2] - 1)
+        y2 = np.minimum(boxes1[..., 3] - 1, boxes2[..., 3] - 1)
+        inter = np.where((x1 < x2) & (y1 < y2), (x2 - x1 + 1) * (y2 - y1 + 1), 0.0)
+    area1 = (boxes1[..., 2] - boxes1[..., 0]) * (boxes1[..., 3] - boxes1[..., 1])
+    area2 = (boxes2[..., 2] - boxes2[..., 0]) * (boxes2[..., 3] - boxes2[..., 1])
+    return inter, area1 + area2 - inter
+
+
+def _valid(boxes: np.ndarray) -> np.ndarray:
+    """``(...,)`` bool: finite coordinates and a positive width, height and area."""
+    w = boxes[..., 2] - boxes[..., 0]
+    h = boxes[..., 3] - boxes[..., 1]
+    return np.isfinite(boxes).all(axis=-1) & (w > 0) & (h > 0) & (w * h > 0)
+
+
+# --------------------------------------------------------------------------- discs
 
 
 @_quiet
 def circle_intersection(c1, r1, c2, r2) -> np.ndarray:
-    """Area of intersection of paired discs (centres (N, 2), radii (N,))."""
+    """Area of intersection of paired discs.
+
+    Args:
+        c1 (ndarray[N, 2]): centres of the first discs; ``r1 (ndarray[N])`` their radii.
+        c2 (ndarray[N, 2]): centres of the second discs; ``r2 (ndarray[N])`` their radii.
+
+    Returns:
+        ndarray[N]: the exact (analytic) area of each pair's intersection.
+    """
     c1, c2 = as_points(c1).reshape(-1, 2), as_points(c2).reshape(-1, 2)
     r1 = np.asarray(r1, dtype=np.float64).reshape(-1)
     r2 = np.asarray(r2, dtype=np.float64).reshape(-1)
@@ -131,20 +187,19 @@ def circle_intersection(c1, r1, c2, r2) -> np.ndarray:
 def disc_dice(pred_points, gt_points) -> np.ndarray:
     """MedReasoner's pDice: Dice of the two discs whose diameters are the point pairs.
 
-    ``pred_points`` and ``gt_points`` have shape (N, 2, 2) — N pairs of ``(x, y)`` points
-    (one pair of shape (2, 2) is accepted too).  The disc of a pair is centred at its
-    midpoint with radius half the distance between the points; the overlap is exact
-    (analytic circle intersection).  Zero-length pairs or NaN give 0.
+    The disc of a pair is centred at its midpoint with radius half the distance between
+    the points; the overlap is exact (:func:`circle_intersection`).
+
+    Args:
+        pred_points (ndarray[N, 2, 2]): N pairs of ``(x, y)`` points (one pair of shape
+            (2, 2) is accepted and paired with every row of ``gt_points``).
+        gt_points (ndarray[N, 2, 2]): the true pairs.
+
+    Returns:
+        ndarray[N]: Dice in [0, 1]; zero-length pairs or NaN give 0.
     """
-    p = np.asarray(pred_points, dtype=np.float64).reshape(-1, 2, 2)
-    g = np.asarray(gt_points, dtype=np.float64).reshape(-1, 2, 2)
-    if len(p) != len(g):
-        if len(g) == 1:
-            g = np.repeat(g, len(p), axis=0)
-        elif len(p) == 1:
-            p = np.repeat(p, len(g), axis=0)
-        else:
-            raise ValueError(f"cannot pair {len(p)} point pairs with {len(g)}")
+    p, g = _paired(np.asarray(pred_points, dtype=np.float64).reshape(-1, 2, 2),
+                   np.asarray(gt_points, dtype=np.float64).reshape(-1, 2, 2), "point pairs")
     ok = _finite_rows(p, g)
     p, g = np.nan_to_num(p), np.nan_to_num(g)
     cp, cg = p.mean(axis=1), g.mean(axis=1)
@@ -155,6 +210,43 @@ def disc_dice(pred_points, gt_points) -> np.ndarray:
     return np.where(ok & (rp > 0) & (rg > 0), np.clip(dice, 0, 1), 0.0)
 
 
+# --------------------------------------------------------------------------- masks
+
+
+def mask_dice(pred, gt) -> np.ndarray:
+    """Dice of paired boolean masks.
+
+    Args:
+        pred (ndarray[N, H, W] | ndarray[H, W]): predicted masks.
+        gt (ndarray[N, H, W] | ndarray[H, W]): true masks.
+
+    Returns:
+        ndarray[N]: ``2|P∩G| / (|P| + |G|)``; both empty gives 0, and masks of
+        different shapes give 0 (the caller reports the mismatch).
+    """
+    inter, total = _mask_sums(pred, gt)
+    return _safe_div(2 * inter, total)
+
+
+def mask_iou(pred, gt) -> np.ndarray:
+    """IoU of paired boolean masks, ``|P∩G| / |P∪G|``; shapes and conventions as :func:`mask_dice`."""
+    inter, total = _mask_sums(pred, gt)
+    return _safe_div(inter, total - inter)
+
+
+def _mask_sums(pred, gt) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair ``|P∩G|`` and ``|P| + |G|`` (float64; exact integer counts); zeros when
+    the mask shapes differ."""
+    p, g = _masks(pred), _masks(gt)
+    if p.shape[1:] != g.shape[1:]:
+        zero = np.zeros(max(len(p), len(g)))
+        return zero, zero
+    both = p & g
+    inter = both.reshape(len(both), -1).sum(axis=1).astype(np.float64)
+    total = p.reshape(len(p), -1).sum(axis=1) + g.reshape(len(g), -1).sum(axis=1)
+    return inter, total.astype(np.float64)
+
+
 def _masks(m) -> np.ndarray:
     arr = np.asarray(m)
     if arr.ndim == 2:
@@ -162,22 +254,29 @@ def _masks(m) -> np.ndarray:
     return arr.astype(bool)
 
 
-def mask_dice(pred, gt) -> np.ndarray:
-    """Dice of paired boolean masks, shape (N, H, W) or (H, W).  Both empty gives 0;
-    masks of different shapes give 0 (the caller reports the mismatch)."""
-    p, g = _masks(pred), _masks(gt)
-    if p.shape[1:] != g.shape[1:]:
-        return np.zeros(max(len(p), len(g)))
-    inter = (p & g).reshape(len(p), -1).sum(axis=1).astype(np.float64)
-    total = p.reshape(len(p), -1).sum(axis=1) + g.reshape(len(g), -1).sum(axis=1)
-    return _safe_div(2 * inter, total.astype(np.float64))
+# --------------------------------------------------------------------------- helpers
 
 
-def mask_iou(pred, gt) -> np.ndarray:
-    """IoU of paired boolean masks; conventions as :func:`mask_dice`."""
-    p, g = _masks(pred), _masks(gt)
-    if p.shape[1:] != g.shape[1:]:
-        return np.zeros(max(len(p), len(g)))
-    inter = (p & g).reshape(len(p), -1).sum(axis=1).astype(np.float64)
-    union = (p | g).reshape(len(p), -1).sum(axis=1).astype(np.float64)
-    return _safe_div(inter, union)
+def _paired(a: np.ndarray, b: np.ndarray, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``a`` and ``b`` with the same number of rows: a single row is repeated to match."""
+    if len(a) != len(b):
+        if len(a) == 1:
+            a = np.repeat(a, len(b), axis=0)
+        elif len(b) == 1:
+            b = np.repeat(b, len(a), axis=0)
+        else:
+            raise ValueError(f"cannot pair {len(a)} {what} with {len(b)} {what}")
+    return a, b
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def _finite_rows(*arrays: np.ndarray) -> np.ndarray:
+    ok = np.ones(len(arrays[0]), dtype=bool)
+    for arr in arrays:
+        ok &= np.isfinite(arr.reshape(len(arr), -1)).all(axis=1)
+    return ok

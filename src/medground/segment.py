@@ -27,7 +27,7 @@ import numpy as np
 from .data.masks import encode_rle
 from .data.schema import Sample
 from .errors import MedgroundError, where
-from .models.segmenters import PROMPT_KINDS, Segmenter, get_segmenter, prepare_prompts
+from .models.segmenters import PROMPT_KINDS, ImageState, Segmenter, get_segmenter, prepare_prompts
 
 
 def check_prompt_kind(segmenter: Segmenter, prompt: str) -> None:
@@ -126,10 +126,15 @@ def _progress(total: int, enabled: bool, desc: str):
     return tqdm(total=total, disable=not enabled, desc=desc, unit="sample", dynamic_ncols=True)
 
 
-def _load(image_path):
+def _embed(segmenter: Segmenter, image_path) -> tuple[ImageState | None, str | None]:
+    """The segmenter's state of the image at ``image_path``, or ``(None, the reason)``
+    when the image cannot be read."""
     from .data.io import load_image
 
-    return load_image(image_path)
+    try:
+        return segmenter.embed(load_image(image_path)), None
+    except MedgroundError as exc:
+        return None, str(exc)
 
 
 # --------------------------------------------------------------------------- ground-truth prompts
@@ -147,7 +152,9 @@ def segment_samples(
 ) -> list[dict]:
     """Segment every sample from its ground-truth prompt (``box``, ``points`` or
     ``box+points``); returns the prediction records in sample order and, with ``out``,
-    appends them to that JSONL file (resuming: ids already there are not redone)."""
+    appends them to that JSONL file (resuming: ids already there are not redone).
+    ``segmenter_options`` go to :func:`~medground.models.segmenters.get_segmenter`
+    when ``segmenter`` is a name."""
     seg = get_segmenter(segmenter, **segmenter_options)
     check_prompt_kind(seg, prompt)
     samples = list(samples)
@@ -164,11 +171,7 @@ def segment_samples(
     bar = _progress(sum(len(v) for v in todo.values()), progress, f"segment [{seg.name}, {prompt}]")
     try:
         for image_path, group in todo.items():
-            try:
-                state = seg.embed(_load(image_path))
-                load_error = None
-            except MedgroundError as exc:
-                state, load_error = None, str(exc)
+            state, load_error = _embed(seg, image_path)
             for s in group:
                 boxes, points = _prompt_parts(s.boxes, s.points, prompt)
                 if state is None:
@@ -223,11 +226,10 @@ def segment_predictions(
     bar = _progress(sum(len(v) for v in groups.values()), progress, f"masks [{seg.name}]")
     try:
         for image_path, idx in groups.items():
-            try:
-                state = seg.embed(_load(image_path))
-            except MedgroundError as exc:
+            state, load_error = _embed(seg, image_path)
+            if state is None:
                 for i in idx:
-                    records[i]["mask_error"] = f"{where(None, None, records[i].get('id'))}: {exc}"
+                    records[i]["mask_error"] = f"{where(None, None, records[i].get('id'))}: {load_error}"
                 bar.update(len(idx))
                 continue
             for i in idx:

@@ -16,11 +16,22 @@ def list_rewards(
     """Every reward name usable in `medground.rewards.get(name, **options)` and recipes."""
     from ..rewards import available
 
-    specs = available()
+    entries = available()
     if as_json:
-        typer.echo(json.dumps([{"name": s.name, "description": s.description, "options": s.options} for s in specs], indent=2))
+        typer.echo(json.dumps([
+            {"name": e.name, "description": e.description,
+             "options": {k: o.help for k, o in e.options.items()},
+             "defaults": {k: _plain(o.default) for k, o in e.options.items()}}
+            for e in entries
+        ], indent=2))
         return
-    for s in specs:
-        typer.echo(f"{s.name}: {s.description}")
-        for opt, text in s.options.items():
-            typer.echo(f"    {opt}: {text}")
+    for e in entries:
+        typer.echo(f"{e.name}: {e.description}")
+        for key, opt in e.options.items():
+            default = "" if opt.default is None else f" (default {opt.default!r})"
+            typer.echo(f"    {key}: {opt.help}{default}")
+
+
+def _plain(value):
+    """A default as JSON can hold it (anything else as its repr)."""
+    return value if value is None or isinstance(value, (bool, int, float, str)) else repr(value)

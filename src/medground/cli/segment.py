@@ -28,12 +28,7 @@ def segment(
     from ..models.segmenters import get_segmenter
     from ..segment import segment_samples, summarize
 
-    options = {}
-    if checkpoint is not None:
-        options["checkpoint"] = str(checkpoint)
-    if segmenter.strip().lower() != "watershed":
-        options["device"] = device
-    seg = get_segmenter(segmenter, **options)
+    seg = get_segmenter(segmenter, checkpoint=checkpoint, device=device)
     samples = read_jsonl(data)
     if limit is not None:
         samples = samples[: max(0, limit)]

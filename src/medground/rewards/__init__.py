@@ -8,14 +8,17 @@
 ...   boxes=[[[0, 0, 100, 100]]], width=[200], height=[200])
 [1.0]
 
-``available()`` lists every registered reward (``medground rewards list`` prints it);
-``register`` adds one (see :mod:`medground.rewards.registry`).  Importing this package
-imports every reward module, so all names are registered.
+Every reward is an instance of a picklable class (:class:`~medground.rewards.base.Reward`).
+``available()`` lists every registered reward (``medground rewards list`` prints it),
+``spec(name)`` gives one's registry entry (description and options), ``register`` adds
+one (see :mod:`medground.rewards.registry`).  Importing this package imports every
+reward module, so all names are registered.
 """
 
 from __future__ import annotations
 
 from . import grounding, mask_dice, medground_r1, medreasoner, semantic  # noqa: F401  (registration)
-from .registry import RewardSpec, available, get, register, spec
+from .base import Reward
+from .registry import REWARDS, available, get, register, spec
 
-__all__ = ["RewardSpec", "available", "get", "register", "spec"]
+__all__ = ["REWARDS", "Reward", "available", "get", "register", "spec"]

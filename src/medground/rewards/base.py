@@ -7,10 +7,10 @@ them) together with ``trainer_state``, ``log_metric(name, value)`` and
 ``log_extra(column, values)``.  It expects one float per completion; ``None`` means
 "not applicable" (TRL turns it into NaN and leaves it out of the means).
 
-:class:`Reward` is that callable.  A reward module writes a *scorer*
-``score(batch) -> (rewards, components)`` over a :class:`Batch`, and the wrapper
+:class:`Reward` is the base class of that callable.  A reward class implements
+``score(batch) -> (rewards, components)`` over a :class:`Batch`, and the base class
 
-* never raises on completion text: a scorer that fails on the whole batch is re-run
+* never raises on completion text: a ``score`` that fails on the whole batch is re-run
   sample by sample and a sample that still fails scores 0.0;
 * raises :class:`~medground.errors.MedgroundError` (naming the sample id) only for a
   dataset problem the user must fix — a missing ground-truth column, say;
@@ -22,6 +22,16 @@ Coordinates: a policy answers in its *frame* (``Frame.parse`` spec, e.g.
 original-pixel frame of the ground truth through :mod:`medground.geometry`, using the
 size of the forwarded ``image`` (what the policy saw) and the ``width`` / ``height``
 columns (the original size, when the stored image was resized).
+
+The options every frame-aware reward takes (:data:`FRAME_OPTIONS`) and the
+reward-hack guards (:data:`GUARD_OPTIONS`) are documented here, once.
+
+>>> class Length(Reward):
+...     __name__ = "length"
+...     def score(self, batch):
+...         return [float(len(t)) for t in batch.texts], {}
+>>> Length()(completions=["ab", [{"role": "assistant", "content": "abc"}]])
+[2.0, 3.0]
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Callable
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,9 +47,25 @@ import numpy as np
 from ..errors import MedgroundError
 from ..geometry import PIXELS, Frame, as_boxes, box_area, map_boxes
 from ..parsing import Parsed, completion_text, parse_completion
+from ..registry import Option
 
-Scorer = Callable[["Batch"], "tuple[list[float | None], dict[str, list[float]]]"]
 RESERVED = ("trainer_state", "log_metric", "log_extra", "environments")
+
+#: Options of every reward that reads the policy's answer in its coordinate frame.
+FRAME_OPTIONS = {
+    "frame": Option("coordinate frame the policy answers in: pixels, qwen2.5-vl, norm1000, norm1, fixed:WxH",
+                    changes_result=False),
+    "min_pixels": Option("Qwen2.5-VL min_pixels for frame=qwen2.5-vl; None means 3136", changes_result=False),
+    "max_pixels": Option("Qwen2.5-VL max_pixels for frame=qwen2.5-vl; None means 12845056", changes_result=False),
+}
+#: The reward-hack guards of :class:`Guards` (options of :class:`GuardedReward`).
+GUARD_OPTIONS = {
+    "max_area_frac": Option("guard: a predicted box covering more than this fraction of the image scores 0 "
+                            "(unless the truth does); None turns it off"),
+    "single_answer": Option("guard: empty answer, several <answer> blocks or a repeated box score 0"),
+    "max_boxes": Option("guard: more answer boxes than this (an int, or 'gt' = number of true boxes) score 0; "
+                        "None turns it off"),
+}
 
 
 def make_frame(frame="pixels", min_pixels: int | None = None, max_pixels: int | None = None) -> Frame:
@@ -195,15 +221,27 @@ class Batch:
         return None if size is None else self.frame.size(*size)
 
 
-class Reward:
-    """A TRL reward callable built from a scorer (see the module docstring)."""
+class Reward(ABC):
+    """Base class of medground's rewards: a picklable callable with TRL's reward signature.
 
-    def __init__(self, name: str, score: Scorer, *, frame: Frame | str = "pixels"):
-        self.__name__ = name
-        self.__qualname__ = name
-        self._score = score
-        self.frame = make_frame(frame)
+    A subclass sets ``__name__`` (the name TRL logs it under; :func:`medground.rewards.get`
+    appends the options that change the value) and implements :meth:`score`.  The
+    constructor takes the coordinate frame the policy answers in (``frame``, with
+    ``min_pixels`` / ``max_pixels`` for ``qwen2.5-vl``; see :data:`FRAME_OPTIONS`).
+    Rewards are classes rather than closures so that they pickle, as multiprocess data
+    loading and ``accelerate`` need (TRL's ``trl/rewards`` do the same).
+    """
+
+    __name__ = "reward"
+
+    def __init__(self, frame: Frame | str = "pixels", min_pixels: int | None = None, max_pixels: int | None = None):
+        self.frame = make_frame(frame, min_pixels, max_pixels)
         self._warned = False
+
+    @abstractmethod
+    def score(self, batch: Batch) -> tuple[list[float | None], dict[str, list[float]]]:
+        """One reward per completion of ``batch`` (None = not applicable) and the
+        sub-components to log (name -> values)."""
 
     def __repr__(self) -> str:
         return f"<reward {self.__name__}>"
@@ -214,7 +252,7 @@ class Reward:
         columns = {k: v for k, v in kwargs.items() if k not in RESERVED and isinstance(v, (list, tuple))}
         batch = Batch(self.__name__, [_text(c) for c in completions], columns, self.frame)
         try:
-            rewards, components = self._score(batch)
+            rewards, components = self.score(batch)
         except MedgroundError:
             raise
         except Exception as exc:  # noqa: BLE001 - never raise on completion text
@@ -238,7 +276,7 @@ class Reward:
                 batch.frame,
             )
             try:
-                r, comp = self._score(one)
+                r, comp = self.score(one)
                 rewards.append(r[0])
                 for k, v in comp.items():
                     components.setdefault(k, []).extend(v)
@@ -253,6 +291,29 @@ class Reward:
         if not self._warned:
             self._warned = True
             warnings.warn(f"reward {self.__name__}: {type(exc).__name__}: {exc}; affected completions score 0.0", stacklevel=3)
+
+
+class GuardedReward(Reward):
+    """A reward on the answer's boxes with the reward-hack guards of :class:`Guards`
+    (options :data:`GUARD_OPTIONS`, all off by default) besides the frame options."""
+
+    def __init__(self, max_area_frac: float | None = None, single_answer: bool = False,
+                 max_boxes: int | str | None = None, **frame_options):
+        super().__init__(**frame_options)
+        self.guards = Guards.from_options(max_area_frac, single_answer, max_boxes)
+
+    def blocked(self, batch: Batch, i: int, parsed: Parsed, gt: np.ndarray | None = None,
+                pred: np.ndarray | None = None) -> str | None:
+        """The guard rejecting completion ``i`` (None when the guards are off or pass).
+        ``gt`` defaults to the ``boxes`` column when the dataset forwards it, ``pred`` to
+        the answer's boxes in original pixels."""
+        if not self.guards.active:
+            return None
+        if gt is None:
+            gt = batch.gt_boxes(i) if "boxes" in batch.columns else np.zeros((0, 4))
+        if pred is None:
+            pred = batch.to_original(parsed.boxes, i)
+        return self.guards.check(batch, i, parsed, pred, gt)
 
 
 def _text(completion) -> str:
@@ -303,12 +364,6 @@ class Guards:
     single_answer: bool = False
     max_boxes: int | str | None = None
 
-    OPTIONS = {
-        "max_area_frac": "guard: a predicted box covering more than this fraction of the image scores 0 (unless the truth does); default off",
-        "single_answer": "guard: empty answer, several <answer> blocks or a repeated box score 0; default False",
-        "max_boxes": "guard: more answer boxes than this (an int, or 'gt' = number of true boxes) score 0; default off",
-    }
-
     @classmethod
     def from_options(cls, max_area_frac=None, single_answer=False, max_boxes=None) -> Guards:
         if max_area_frac is not None:
@@ -320,7 +375,7 @@ class Guards:
                 max_boxes = int(max_boxes)
             except (TypeError, ValueError):
                 raise MedgroundError(f"max_boxes must be an integer or 'gt', got {max_boxes!r}") from None
-        return cls(max_area_frac, _bool(single_answer), max_boxes)
+        return cls(max_area_frac, as_bool(single_answer), max_boxes)
 
     def check(self, batch: Batch, i: int, parsed: Parsed, pred_original: np.ndarray | None, gt: np.ndarray) -> str | None:
         """The name of the guard that rejects completion ``i``, or None."""
@@ -349,12 +404,8 @@ class Guards:
         return self.max_area_frac is not None or self.single_answer or self.max_boxes is not None
 
 
-def _bool(v) -> bool:
+def as_bool(v) -> bool:
+    """Option value as a bool (``"true"``/``"1"``/``"yes"`` from the command line)."""
     if isinstance(v, str):
         return v.strip().lower() in ("1", "true", "yes", "on")
     return bool(v)
-
-
-def as_bool(v) -> bool:
-    """Option value as a bool (``"true"``/``"1"``/``"yes"`` from the command line)."""
-    return _bool(v)

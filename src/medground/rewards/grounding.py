@@ -23,32 +23,23 @@ one-to-one to the true boxes, greedily by IoU; the reward is the mean over true 
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 
 import numpy as np
 
 from ..errors import MedgroundError
 from ..geometry import as_boxes, valid_boxes
-from ..metrics import IOU_VARIANTS, box_giou, box_iou
-from .base import Batch, Guards, Reward, as_bool, make_frame
+from ..metrics import IOU_VARIANTS, box_giou_matrix, box_iou, box_iou_matrix
+from ..registry import Option
+from .base import FRAME_OPTIONS, GUARD_OPTIONS, Batch, GuardedReward, Reward, as_bool
 from .registry import register
 
-FRAME_OPTIONS = {
-    "frame": "coordinate frame the policy answers in: pixels (default), qwen2.5-vl, norm1000, norm1, fixed:WxH",
-    "min_pixels": "Qwen2.5-VL min_pixels for frame=qwen2.5-vl (default 3136)",
-    "max_pixels": "Qwen2.5-VL max_pixels for frame=qwen2.5-vl (default 12845056)",
-}
-
-
-def pairwise(metric, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
-    """(P, G) matrix of a paired metric between every predicted and true box."""
-    p, g = as_boxes(pred), as_boxes(gt)
-    if not len(p) or not len(g):
-        return np.zeros((len(p), len(g)))
-    return metric(np.repeat(p, len(g), axis=0), np.tile(g, (len(p), 1))).reshape(len(p), len(g))
+GT_COLUMN = {"gt_column": Option("column holding the true boxes", changes_result=False)}
 
 
 def greedy_match(scores: np.ndarray) -> list[tuple[int, int]]:
-    """One-to-one (pred, gt) pairs, best score first; every pair used at most once."""
+    """One-to-one (pred, gt) pairs of a ``(P, G)`` score matrix, best score first; every
+    row and column used at most once."""
     pairs, used_p, used_g = [], set(), set()
     order = np.dstack(np.unravel_index(np.argsort(-scores, axis=None, kind="stable"), scores.shape))[0]
     for p, g in order:
@@ -59,27 +50,13 @@ def greedy_match(scores: np.ndarray) -> list[tuple[int, int]]:
     return pairs
 
 
-def matched_scores(metric, pred: np.ndarray, gt: np.ndarray, fill: float = 0.0) -> np.ndarray:
-    """Per true box, the metric of the predicted box matched to it (``fill`` if none).
-    Only the first ``len(gt)`` predicted boxes take part."""
-    pred = as_boxes(pred)[: len(gt)]
-    out = np.full(len(gt), fill, dtype=np.float64)
-    if len(pred) == 0:
-        return out
-    m = pairwise(metric, pred, gt)
-    for p, g in greedy_match(m):
-        out[g] = m[p, g]
+def matched_scores(scores: np.ndarray, fill: float = 0.0) -> np.ndarray:
+    """Per true box (column of the ``(P, G)`` matrix ``scores``), the score of the
+    predicted box matched to it by :func:`greedy_match` (``fill`` if none)."""
+    out = np.full(scores.shape[1], fill, dtype=np.float64)
+    for p, g in greedy_match(scores):
+        out[g] = scores[p, g]
     return out
-
-
-def _guards(options: dict) -> Guards:
-    return Guards.from_options(
-        options.pop("max_area_frac", None), options.pop("single_answer", False), options.pop("max_boxes", None)
-    )
-
-
-def _frame(options: dict):
-    return make_frame(options.pop("frame", "pixels"), options.pop("min_pixels", None), options.pop("max_pixels", None))
 
 
 # --------------------------------------------------------------------------- format
@@ -90,48 +67,73 @@ ANSWER_ONLY_RE = re.compile(r"\s*<answer>(?:(?!</?think>|</?answer>).)*</answer>
 @register(
     "format",
     description="1.0 when the completion is <think>…</think><answer>…</answer> and the answer holds a parseable box",
-    options={"require_think": "demand a <think> block before the answer (default True)"},
+    options={"require_think": Option("demand a <think> block before the answer")},
 )
-def format_reward(require_think: bool = True):
+class FormatReward(Reward):
     """MedGround-R1's format reward, tolerant version: the completion is
     ``<think>…</think><answer>…</answer>`` (whitespace around allowed, nothing else
     outside the tags; ``require_think=False`` accepts an answer alone) and the answer
     holds at least one box (``[x1, y1, x2, y2]`` or JSON with a box key, integer or
     float).  Logs ``has_think``, ``has_answer``, ``well_formed`` and ``has_box``.
-    The released regex variant is ``medground_r1_format``."""
-    need_think = as_bool(require_think)
+    The released regex variant is ``medground_r1_format``.
 
-    def score(batch: Batch):
+    Returns:
+        list[float]: 1.0 or 0.0 per completion.
+
+    Example:
+        >>> FormatReward()(completions=["<think>a</think><answer>[1, 2, 3, 4]</answer>", "<answer>[1, 2, 3, 4]</answer>"])
+        [1.0, 0.0]
+        >>> FormatReward(require_think=False)(completions=["<answer>[1, 2, 3, 4]</answer>"])
+        [1.0]
+    """
+
+    __name__ = "format"
+
+    def __init__(self, require_think: bool = True):
+        super().__init__()
+        self.require_think = as_bool(require_think)
+
+    def score(self, batch: Batch):
         rewards, comp = [], {"has_think": [], "has_answer": [], "well_formed": [], "has_box": []}
         for p in batch.parsed:
-            shape_ok = p.well_formed or (not need_think and bool(ANSWER_ONLY_RE.fullmatch(p.text)))
+            shape_ok = p.well_formed or (not self.require_think and bool(ANSWER_ONLY_RE.fullmatch(p.text)))
             has_box = bool(p.has_answer and p.boxes)
             rewards.append(1.0 if shape_ok and has_box else 0.0)
             for k, v in (("has_think", p.has_think), ("has_answer", p.has_answer), ("well_formed", p.well_formed), ("has_box", has_box)):
                 comp[k].append(float(v))
         return rewards, comp
 
-    return Reward("format", score)
-
 
 # --------------------------------------------------------------------------- iou / giou
 
 
-def _box_reward(name: str, value_fn, options: dict):
-    """Shared scorer: per sample, match answer boxes to true boxes in original pixels,
-    apply the guards, and turn the matched metric into a reward with ``value_fn``."""
-    frame = _frame(options)
-    guards = _guards(options)
-    gt_column = options.pop("gt_column", "boxes")
-    metric = options.pop("metric")
+class BoxMatchReward(GuardedReward):
+    """Shared by ``iou`` and ``giou``: per sample, match the answer boxes (in original
+    pixels) to the true boxes by :meth:`matrix`, apply the guards, and turn the matched
+    values into a reward with :meth:`value`.  Logs the mean matched metric under
+    :attr:`metric` and the share of parsed answers as ``parsed``."""
 
-    def score(batch: Batch):
+    metric = "metric"
+
+    def __init__(self, gt_column: str = "boxes", **options):
+        super().__init__(**options)
+        self.gt_column = gt_column
+
+    @abstractmethod
+    def matrix(self, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+        """``(P, G)`` metric of every predicted box with every true box."""
+
+    @abstractmethod
+    def value(self, matched: np.ndarray) -> float:
+        """The reward from the matched metric of each true box."""
+
+    def score(self, batch: Batch):
         rewards: list[float | None] = []
         comp = {"parsed": [], "metric": []}
-        if guards.active:
+        if self.guards.active:
             comp["guarded"] = []
         for i, p in enumerate(batch.parsed):
-            gt = batch.gt_boxes(i, gt_column)
+            gt = batch.gt_boxes(i, self.gt_column)
             if len(gt) == 0:
                 rewards.append(None)
                 continue
@@ -140,59 +142,90 @@ def _box_reward(name: str, value_fn, options: dict):
                 rewards.append(0.0)
                 continue
             pred = batch.to_original(p.boxes, i)
-            blocked = guards.check(batch, i, p, pred, gt)
-            if guards.active:
+            blocked = self.blocked(batch, i, p, gt, pred)
+            if self.guards.active:
                 comp["guarded"].append(float(blocked is not None))
-            values = matched_scores(metric, pred, gt)
+            values = matched_scores(self.matrix(pred[: len(gt)], gt))
             comp["metric"].append(float(values.mean()))
-            rewards.append(0.0 if blocked else float(value_fn(values)))
-        comp[name] = comp.pop("metric")
+            rewards.append(0.0 if blocked else float(self.value(values)))
+        comp[self.metric] = comp.pop("metric")
         return rewards, comp
-
-    return Reward(name, score, frame=frame)
 
 
 @register(
     "iou",
     description="MedGround-R1 spatial reward: 1.0 when IoU(answer box, truth) > threshold (soft=True: the IoU)",
     options={
-        "threshold": "IoU above which the reward is 1.0 (default 0.5, strict '>', as in the paper)",
-        "soft": "return the IoU itself instead of the 0/1 hit (default False)",
-        "variant": f"IoU formula: {' | '.join(IOU_VARIANTS)} (vlm-r1 = the released inclusive-pixel IoU)",
-        "gt_column": "column holding the true boxes (default boxes)",
+        "threshold": Option("IoU above which the reward is 1.0 (strict '>', as in the paper)"),
+        "soft": Option("return the IoU itself instead of the 0/1 hit"),
+        "variant": Option(f"IoU formula: {' | '.join(IOU_VARIANTS)} (vlm-r1 = the released inclusive-pixel IoU)"),
+        **GT_COLUMN,
         **FRAME_OPTIONS,
-        **Guards.OPTIONS,
+        **GUARD_OPTIONS,
     },
 )
-def iou_reward(threshold: float = 0.5, soft: bool = False, variant: str = "standard", **options):
+class IoUReward(BoxMatchReward):
     """Spatial reward of MedGround-R1: 1.0 when the IoU of the answer box with the
-    truth exceeds ``threshold`` (strictly, default 0.5, as the paper), else 0.0;
+    truth exceeds ``threshold`` (strictly, as the paper), else 0.0;
     ``soft=True`` returns the IoU.  Boxes are mapped from ``frame`` to original pixels
     first (the released code skipped this; see ``medground_r1_accuracy``).
-    Logs ``iou`` (mean IoU of parsed answers) and ``parsed``."""
-    threshold = float(threshold)
-    if variant not in IOU_VARIANTS:
-        raise MedgroundError(f"iou option variant={variant!r}: choose one of {IOU_VARIANTS}")
-    soft = as_bool(soft)
+    Logs ``iou`` (mean IoU of parsed answers) and ``parsed``.
 
-    def value(v: np.ndarray) -> float:
-        return float(v.mean()) if soft else float((v > threshold).mean())
+    Returns:
+        list[float | None]: the reward per completion; None for a sample without a true box.
 
-    options["metric"] = lambda a, b: box_iou(a, b, variant=variant)
-    return _box_reward("iou", value, options)
+    Example:
+        >>> reward = IoUReward(soft=True, frame="norm1000")
+        >>> reward(completions=["<answer>[0, 0, 500, 500]</answer>", "<answer>[0, 0, 250, 500]</answer>"],
+        ...        boxes=[[[0, 0, 100, 100]]] * 2, width=[200] * 2, height=[200] * 2)
+        [1.0, 0.5]
+    """
+
+    __name__ = "iou"
+    metric = "iou"
+
+    def __init__(self, threshold: float = 0.5, soft: bool = False, variant: str = "standard", **options):
+        if variant not in IOU_VARIANTS:
+            raise MedgroundError(f"iou option variant={variant!r}: choose one of {IOU_VARIANTS}")
+        super().__init__(**options)
+        self.threshold = float(threshold)
+        self.soft = as_bool(soft)
+        self.variant = variant
+
+    def matrix(self, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+        return box_iou_matrix(pred, gt, variant=self.variant)
+
+    def value(self, matched: np.ndarray) -> float:
+        return float(matched.mean()) if self.soft else float((matched > self.threshold).mean())
 
 
 @register(
     "giou",
     description="(GIoU(answer box, truth) + 1) / 2 in [0, 1]; unparseable 0",
-    options={"gt_column": "column holding the true boxes (default boxes)", **FRAME_OPTIONS, **Guards.OPTIONS},
+    options={**GT_COLUMN, **FRAME_OPTIONS, **GUARD_OPTIONS},
 )
-def giou_reward(**options):
+class GIoUReward(BoxMatchReward):
     """Generalised IoU mapped to [0, 1] by ``(giou + 1) / 2`` so that an unparseable
     completion (0.0) never beats a parseable one; a dense signal even without overlap.
-    Logs ``giou`` (raw GIoU mean)."""
-    options["metric"] = box_giou
-    return _box_reward("giou", lambda v: float(((v + 1) / 2).mean()), options)
+    Logs ``giou`` (raw GIoU mean).
+
+    Returns:
+        list[float | None]: the reward per completion; None for a sample without a true box.
+
+    Example:
+        >>> GIoUReward()(completions=["<answer>[0, 0, 10, 10]</answer>", "<answer>[10, 0, 20, 10]</answer>"],
+        ...              boxes=[[[0, 0, 10, 10]]] * 2)
+        [1.0, 0.5]
+    """
+
+    __name__ = "giou"
+    metric = "giou"
+
+    def matrix(self, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+        return box_giou_matrix(pred, gt)
+
+    def value(self, matched: np.ndarray) -> float:
+        return float(((matched + 1) / 2).mean())
 
 
 # --------------------------------------------------------------------------- chain of box
@@ -202,13 +235,13 @@ def giou_reward(**options):
     "chain_of_box",
     description="1.0 when <think> cites a valid in-frame box and the answer box agrees with the last one cited",
     options={
-        "agree_iou": "IoU(last box cited in <think>, answer box) needed to agree (default 0.5, '>=')",
-        "soft": "return that IoU instead of 0/1 once a valid box is cited (default False)",
+        "agree_iou": Option("IoU(last box cited in <think>, answer box) needed to agree ('>=')"),
+        "soft": Option("return that IoU instead of 0/1 once a valid box is cited"),
         **FRAME_OPTIONS,
-        **Guards.OPTIONS,
+        **GUARD_OPTIONS,
     },
 )
-def chain_of_box_reward(agree_iou: float = 0.5, soft: bool = False, **options):
+class ChainOfBoxReward(GuardedReward):
     """Chain-of-Box consistency (MedGround-R1's template makes the reasoning cite
     ``[x1, y1, x2, y2]`` whenever it names a region; the released code has no reward
     for it).  Definition used here:
@@ -221,13 +254,26 @@ def chain_of_box_reward(agree_iou: float = 0.5, soft: bool = False, **options):
 
     IoU is invariant to the per-axis scaling between frames, so it is computed in the
     policy's frame; the ground truth is not needed (the guards use it when present).
-    Logs ``cites_box`` and ``agreement``."""
-    frame = _frame(options)
-    guards = _guards(options)
-    agree = float(agree_iou)
-    soft = as_bool(soft)
+    Logs ``cites_box`` and ``agreement``.
 
-    def score(batch: Batch):
+    Returns:
+        list[float]: the reward per completion.
+
+    Example:
+        >>> ChainOfBoxReward()(completions=["<think>maybe [0, 0, 5, 5], no: [10, 10, 20, 20]</think>"
+        ...                                 "<answer>[10, 10, 20, 20]</answer>",
+        ...                                 "<think>the left lung</think><answer>[10, 10, 20, 20]</answer>"])
+        [1.0, 0.0]
+    """
+
+    __name__ = "chain_of_box"
+
+    def __init__(self, agree_iou: float = 0.5, soft: bool = False, **options):
+        super().__init__(**options)
+        self.agree_iou = float(agree_iou)
+        self.soft = as_bool(soft)
+
+    def score(self, batch: Batch):
         rewards, comp = [], {"cites_box": [], "agreement": []}
         for i, p in enumerate(batch.parsed):
             think = as_boxes(p.think_boxes)
@@ -240,12 +286,8 @@ def chain_of_box_reward(agree_iou: float = 0.5, soft: bool = False, **options):
                 continue
             value = float(box_iou(think[-1:], as_boxes(p.boxes)[:1])[0])
             comp["agreement"].append(value)
-            if guards.active:
-                gt = batch.gt_boxes(i) if "boxes" in batch.columns else np.zeros((0, 4))
-                if guards.check(batch, i, p, batch.to_original(p.boxes, i), gt):
-                    rewards.append(0.0)
-                    continue
-            rewards.append((value if soft else 1.0) if value >= agree else 0.0)
+            if self.blocked(batch, i, p):
+                rewards.append(0.0)
+                continue
+            rewards.append((value if self.soft else 1.0) if value >= self.agree_iou else 0.0)
         return rewards, comp
-
-    return Reward("chain_of_box", score, frame=frame)

@@ -12,13 +12,15 @@ and cached too.
 * a reference mask whose size differs from the image's is reported once (naming the
   sample id) and scores ``None``.
 
+Pickling: the segmenter pickles as its constructor options (a neural one reloads its
+weights from its local checkpoint when unpickled); the caches pickle empty.
+
 >>> import numpy as np
 >>> from PIL import Image
 >>> img = np.zeros((64, 64), np.uint8); img[16:48, 16:48] = 200
->>> gt = img > 0
->>> f = mask_dice_reward(segmenter="watershed")
+>>> f = MaskDiceReward(segmenter="watershed")
 >>> r = f(completions=['{"bbox": [12, 12, 52, 52], "points_1": [20, 32], "points_2": [44, 32]}', 'no box'],
-...       image=[Image.fromarray(img)] * 2, mask=[gt, None])
+...       image=[Image.fromarray(img)] * 2, mask=[img > 0, None])
 >>> [None if v is None else round(v, 2) for v in r]
 [1.0, None]
 """
@@ -32,25 +34,21 @@ import numpy as np
 
 from ..errors import MedgroundError
 from ..metrics import mask_dice
-from .base import Batch, Reward, make_frame
+from ..registry import Option
+from .base import FRAME_OPTIONS, Batch, Reward
 from .registry import register
-
-_OPTIONS = {
-    "segmenter": "segmenter name (watershed (default), litemedsam, sam, sam2) or a Segmenter object",
-    "checkpoint": "local checkpoint folder for segmenter sam / sam2",
-    "device": "device of a neural segmenter (default cpu)",
-    "prompt": "what the segmenter gets: auto (box+points when it takes both, else box), box, points, box+points",
-    "frame": "coordinate frame the policy answers in: pixels (default), qwen2.5-vl, norm1000, norm1, fixed:WxH",
-    "min_pixels": "Qwen2.5-VL min_pixels for frame=qwen2.5-vl (default 3136)",
-    "max_pixels": "Qwen2.5-VL max_pixels for frame=qwen2.5-vl (default 12845056)",
-    "cache_size": "images whose segmenter state is kept (default 16)",
-}
 
 
 class _MaskCache:
+    """Reference masks by path (LRU, ``size`` entries); arrays given inline pass through.
+    Pickles empty."""
+
     def __init__(self, size: int = 64):
         self.size = size
         self.items: OrderedDict = OrderedDict()
+
+    def __reduce__(self):
+        return type(self), (self.size,)
 
     def get(self, value) -> np.ndarray:
         from ..data.masks import load_mask
@@ -69,29 +67,56 @@ class _MaskCache:
         return mask
 
 
-@register("mask_dice", description="Dice of the segmenter's mask (from the predicted box + key points) with the true mask; None without a mask",
-          options=_OPTIONS)
-def mask_dice_reward(segmenter="watershed", checkpoint=None, device="cpu", prompt="auto", frame="pixels",
-                     min_pixels=None, max_pixels=None, cache_size=16):
-    from ..models.segmenters import PROMPT_KINDS, Segmenter, get_segmenter
+@register(
+    "mask_dice",
+    description="Dice of the segmenter's mask (from the predicted box + key points) with the true mask; None without a mask",
+    options={
+        "segmenter": Option("segmenter name (watershed, litemedsam, sam, sam2) or a Segmenter object"),
+        "checkpoint": Option("local checkpoint of the segmenter (sam / sam2 folder, litemedsam state dict)"),
+        "device": Option("device of a neural segmenter (watershed runs on the CPU)", changes_result=False),
+        "prompt": Option("what the segmenter gets: auto (box+points when it takes both, else box), box, points, "
+                         "box+points"),
+        "cache_size": Option("images whose segmenter state is kept"),
+        **FRAME_OPTIONS,
+    },
+)
+class MaskDiceReward(Reward):
+    """MedReasoner's segmentation reward: the answer's box and key points (mapped from
+    the policy's frame to original pixels) go through a frozen segmenter, built once,
+    and the mask is scored by Dice with the ``mask`` column (see the module docstring).
+    Logs ``has_prompt`` and ``mask_area_frac``.
 
-    if isinstance(segmenter, Segmenter):
-        seg = segmenter
-    else:
-        options = {"cache_size": int(cache_size)}
-        if checkpoint is not None:
-            options["checkpoint"] = str(checkpoint)
-        if str(segmenter).lower() != "watershed":
-            options["device"] = device
-        seg = get_segmenter(segmenter, **options)
-    if prompt == "auto":
-        prompt = "box+points" if "box+points" in seg.prompts else "box"
-    if prompt not in PROMPT_KINDS or prompt not in seg.prompts:
-        raise MedgroundError(f"reward mask_dice: segmenter {seg.name!r} takes prompts {seg.prompts}, not {prompt!r}")
-    masks = _MaskCache()
-    reported: set = set()
+    Returns:
+        list[float | None]: Dice per completion; 0.0 without a usable box or point,
+        None for a sample without a reference mask (or with one of the wrong size).
 
-    def score(batch: Batch):
+    Example:
+        >>> img = np.zeros((40, 40), np.uint8); img[10:30, 10:30] = 255
+        >>> reward = MaskDiceReward(prompt="box", frame="norm1000")
+        >>> [round(v, 1) for v in reward(completions=["<answer>[200, 200, 800, 800]</answer>"],
+        ...                              image=[img], mask=[img > 0])]
+        [1.0]
+    """
+
+    __name__ = "mask_dice"
+
+    def __init__(self, segmenter="watershed", checkpoint=None, device: str = "cpu", prompt: str = "auto",
+                 cache_size: int = 16, **frame_options):
+        from ..models.segmenters import PROMPT_KINDS, get_segmenter
+
+        super().__init__(**frame_options)
+        self.segmenter = get_segmenter(segmenter, checkpoint=checkpoint, device=device, cache_size=int(cache_size))
+        if prompt == "auto":
+            prompt = "box+points" if "box+points" in self.segmenter.prompts else "box"
+        if prompt not in PROMPT_KINDS or prompt not in self.segmenter.prompts:
+            raise MedgroundError(f"reward mask_dice: segmenter {self.segmenter.name!r} takes prompts "
+                                 f"{self.segmenter.prompts}, not {prompt!r}")
+        self.prompt = prompt
+        self.masks = _MaskCache()
+        self.reported: set = set()
+
+    def score(self, batch: Batch):
+        seg, prompt = self.segmenter, self.prompt
         rewards: list[float | None] = [None] * len(batch)
         comp = {"has_prompt": [], "mask_area_frac": []}
         if "mask" not in batch.columns:
@@ -119,14 +144,10 @@ def mask_dice_reward(segmenter="watershed", checkpoint=None, device="cpu", promp
         for state, items in groups.values():
             todo = []
             for i, box, pts, gt_value in items:
-                gt = masks.get(gt_value)
+                gt = self.masks.get(gt_value)
                 if gt.shape != (state.height, state.width):
                     rewards[i] = None
-                    sid = batch.sample_id(i)
-                    if sid not in reported:
-                        reported.add(sid)
-                        warnings.warn(f"reward {batch.name} [{sid}]: mask {gt.shape[1]}x{gt.shape[0]} does not match "
-                                      f"the image {state.width}x{state.height}; sample skipped", stacklevel=2)
+                    self._report_size(batch, i, gt, state)
                     continue
                 todo.append((i, box, pts, gt))
             if not todo:
@@ -142,8 +163,13 @@ def mask_dice_reward(segmenter="watershed", checkpoint=None, device="cpu", promp
                 comp["mask_area_frac"].append(float(pred.mean()))
         return rewards, comp
 
-    name = "mask_dice"
-    return Reward(name, score, frame=make_frame(frame, min_pixels, max_pixels))
+    def _report_size(self, batch: Batch, i: int, gt: np.ndarray, state) -> None:
+        """Warn once per sample id that its reference mask does not match its image."""
+        sid = batch.sample_id(i)
+        if sid not in self.reported:
+            self.reported.add(sid)
+            warnings.warn(f"reward {batch.name} [{sid}]: mask {gt.shape[1]}x{gt.shape[0]} does not match "
+                          f"the image {state.width}x{state.height}; sample skipped", stacklevel=4)
 
 
 def _one(seg, state, box, pts) -> np.ndarray:

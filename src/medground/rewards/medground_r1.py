@@ -69,7 +69,7 @@ def _solution(batch: Batch, i: int):
     description="released MedGround-R1 iou_reward, exact: integer box regex, inclusive-pixel IoU > 0.5, raw coordinates",
     options={},
 )
-def medground_r1_accuracy():
+class MedGroundR1Accuracy(Reward):
     """Released MedGround-R1 / VLM-R1 ``iou_reward``, exactly.
 
     Per completion: the first ``<answer>(.*?)</answer>`` (DOTALL), stripped; the first
@@ -89,9 +89,22 @@ def medground_r1_accuracy():
     the standard one for small boxes.  Accepted difference: a plain-string completion
     is read as the text (the release indexed ``completion[0]["content"]`` and raised);
     a sample without a truth box scores None instead of raising.
+
+    Returns:
+        list[float | None]: 1.0 or 0.0 per completion; None without a solution.
+
+    Example:
+        >>> MedGroundR1Accuracy()(completions=["<answer>[10, 10, 50, 50]</answer>", "<answer>[10.0, 10, 50, 50]</answer>"],
+        ...                       solution=[[10, 10, 50, 50]] * 2)
+        [1.0, 0.0]
     """
 
-    def score(batch: Batch):
+    __name__ = "medground_r1_accuracy"
+
+    def __init__(self):
+        super().__init__()  # no frame: the release compares the coordinates as written
+
+    def score(self, batch: Batch):
         rewards, comp = [], {"parsed": [], "iou": []}
         for i, text in enumerate(batch.texts):
             sol = _solution(batch, i)
@@ -108,15 +121,13 @@ def medground_r1_accuracy():
             rewards.append(1.0 if value > 0.5 else 0.0)
         return rewards, comp
 
-    return Reward("medground_r1_accuracy", score)
-
 
 @register(
     "medground_r1_format",
     description="released MedGround-R1 format_reward, exact: re.fullmatch of think + answer with a JSON-wrapped integer box",
     options={},
 )
-def medground_r1_format():
+class MedGroundR1Format(Reward):
     """Released MedGround-R1 / VLM-R1 ``format_reward``, exactly: 1.0 when
     ``re.fullmatch(r"<think>.*?</think>\\s*<answer>.*?\\{.*\\[\\d+,\\s*\\d+,\\s*\\d+,\\s*\\d+\\].*\\}.*?</answer>",
     content, re.DOTALL)``, else 0.0.
@@ -126,12 +137,23 @@ def medground_r1_format():
     integers and sit inside ``{…}`` (a bare ``[x1, y1, x2, y2]`` answer fails); with
     DOTALL, ``.*`` may span several answer blocks.  The paper describes a format
     reward for think + answer tags only; our ``format`` accepts surrounding whitespace,
-    float, bare-list or JSON boxes, and needs the box to be parseable.
+    float, bare-list or JSON boxes, and needs the box to be parseable.  Logs ``matched``.
+
+    Returns:
+        list[float]: 1.0 or 0.0 per completion.
+
+    Example:
+        >>> MedGroundR1Format()(completions=['<think>x</think><answer>{"bbox": [1, 2, 3, 4]}</answer>',
+        ...                                  '<think>x</think><answer>[1, 2, 3, 4]</answer>'])
+        [1.0, 0.0]
     """
-    pattern = re.compile(FORMAT_PATTERN, re.DOTALL)
 
-    def score(batch: Batch):
-        rewards = [1.0 if pattern.fullmatch(text) else 0.0 for text in batch.texts]
+    __name__ = "medground_r1_format"
+    PATTERN = re.compile(FORMAT_PATTERN, re.DOTALL)
+
+    def __init__(self):
+        super().__init__()
+
+    def score(self, batch: Batch):
+        rewards = [1.0 if self.PATTERN.fullmatch(text) else 0.0 for text in batch.texts]
         return rewards, {"matched": list(rewards)}
-
-    return Reward("medground_r1_format", score)

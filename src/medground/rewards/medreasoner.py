@@ -20,7 +20,7 @@ below ≈0.29, a hard-mode arithmetic error zeroes the whole box or point group,
 is replaced by ``"`` before ``json.loads``, JSON ``true`` counts as the number 1...).
 
 MedReasoner scores in whatever frame the ground truth is given in.
-:func:`make_medreasoner_reward` (the TRL callable) instead maps the policy's answer
+:class:`MedReasonerReward` (the TRL callable) instead maps the policy's answer
 from its frame to original-image pixels (``medground.geometry``) before scoring, so
 thresholds such as "points more than 10 px apart" are in original pixels.
 
@@ -43,13 +43,14 @@ import re
 from collections.abc import Callable, Sequence
 
 from ..errors import MedgroundError
-from ..geometry import Frame
-from .base import Batch, Reward, make_frame
+from ..registry import Option
+from .base import FRAME_OPTIONS, Batch, Reward
 from .registry import register
 
 __all__ = [
     "KEYS",
     "MODES",
+    "MedReasonerReward",
     "answer_format_score",
     "area_valid",
     "bbox_align_reward",
@@ -57,12 +58,10 @@ __all__ = [
     "bbox_rewards",
     "bbox_scale_reward",
     "box_edge_distance",
-    "box_iou",
     "box_scale_distance",
     "diagonal_normalise",
     "disc_overlap",
     "extract_think_answer",
-    "make_medreasoner_reward",
     "medreasoner_score",
     "parse_ground_truth",
     "penalize",
@@ -73,6 +72,7 @@ __all__ = [
     "points_dice_reward",
     "points_inside",
     "points_rewards",
+    "released_box_iou",
     "smooth_exp",
     "smooth_log",
     "spread_valid",
@@ -266,11 +266,14 @@ def spread_valid(p1: Sequence[float], p2: Sequence[float]) -> float:
 # --------------------------------------------------------------------------- box terms
 
 
-def box_iou(pred: Sequence[float], gt: Sequence[float]) -> float:
-    """MedReasoner's box IoU: ``inter / (union + 1e-5)``, negative extents count as 0.
+def released_box_iou(pred: Sequence[float], gt: Sequence[float]) -> float:
+    """The released MedReasoner box IoU: ``inter / (union + 1e-5)``, negative extents count as 0.
 
     Differs from :func:`medground.metrics.box_iou` by the 1e-5 (a perfect box scores
     ``1 - 1e-5/area``) and in how it treats NaN; kept separate for exactness.
+
+    >>> round(released_box_iou([0, 0, 10, 10], [0, 0, 10, 10]), 8)
+    0.9999999
     """
     x1 = max(pred[0], gt[0])
     y1 = max(pred[1], gt[1])
@@ -299,8 +302,8 @@ def box_scale_distance(pred: Sequence[float], gt: Sequence[float]) -> float:
 
 
 def bbox_iou_reward(pred: Sequence[float], gt: Sequence[float]) -> float:
-    """``smooth_log(box_iou)`` — in [0.1, 1) before penalties."""
-    return smooth_log(box_iou(pred, gt), k=SMOOTH_K)
+    """``smooth_log(released_box_iou)`` — in [0.1, 1) before penalties."""
+    return smooth_log(released_box_iou(pred, gt), k=SMOOTH_K)
 
 
 def bbox_align_reward(pred: Sequence[float], gt: Sequence[float]) -> float:
@@ -564,8 +567,45 @@ def _mappers(batch: Batch, i: int, context: str):
     return map_box, map_point
 
 
-def _scorer(mode: str):
-    def score(batch: Batch):
+@register(
+    "medreasoner",
+    description="MedReasoner's reward (format + box IoU/align/scale + point disc/align/angle), exact reproduction",
+    options={
+        "mode": Option("'soft' (format + box IoU + point disc overlap) or 'hard' (all eight terms)"),
+        **FRAME_OPTIONS,
+    },
+)
+class MedReasonerReward(Reward):
+    """A TRL reward computing MedReasoner's total ``score`` per completion.
+
+    The answer's box and points are mapped from the policy's ``frame`` to original
+    pixels before scoring (MedReasoner scores in the ground truth's frame; here that
+    frame is original pixels).  Columns used: ``boxes`` (the first box is the truth),
+    ``points`` (``[[x, y], [x, y]]``), ``image`` and/or ``width``/``height``, ``id``.
+    Every one of the 13 components' batch mean (:data:`KEYS`) goes to ``log_metric`` as
+    ``"<name>/<component>"``.  ``__name__`` is ``"medreasoner"`` or
+    ``"medreasoner_hard"`` (:func:`medground.rewards.get` renames it by options).
+
+    Returns:
+        list[float | None]: the total score per completion; None for a sample without
+        a box or without points; a non-finite total (an answer with NaN coordinates)
+        becomes 0.0.
+
+    Example:
+        >>> reward = MedReasonerReward(frame="norm1000")
+        >>> done = '<think>x</think><answer>{"bbox": [100, 100, 500, 500], "points_1": [200, 200], "points_2": [400, 400]}</answer>'
+        >>> reward(completions=[[{"role": "assistant", "content": done}], "junk"],
+        ...        boxes=[[[20, 10, 100, 50]], [[20, 10, 100, 50]]], points=[[[40, 20], [80, 40]]] * 2,
+        ...        width=[200, 200], height=[100, 100])
+        [4.0, 0.0]
+    """
+
+    def __init__(self, mode: str = "soft", **frame_options):
+        self.mode = _check_mode(mode)
+        super().__init__(**frame_options)
+        self.__name__ = "medreasoner" if mode == "soft" else "medreasoner_hard"
+
+    def score(self, batch: Batch):
         rewards: list[float | None] = []
         components: dict[str, list[float]] = {key: [] for key in KEYS}
         for i, text in enumerate(batch.texts):
@@ -577,50 +617,8 @@ def _scorer(mode: str):
                 continue
             gt_box, gt_points = parse_ground_truth(boxes[0].tolist(), points, context)
             map_box, map_point = _mappers(batch, i, context)
-            result = medreasoner_score(text, gt_box, gt_points, mode, map_box=map_box, map_point=map_point)
+            result = medreasoner_score(text, gt_box, gt_points, self.mode, map_box=map_box, map_point=map_point)
             rewards.append(result["score"])
             for key in KEYS:
                 components[key].append(result[key])
         return rewards, components
-
-    return score
-
-
-@register(
-    "medreasoner",
-    description="MedReasoner's reward (format + box IoU/align/scale + point disc/align/angle), exact reproduction",
-    options={
-        "mode": "'soft' (format + box IoU + point disc overlap, default) or 'hard' (all eight terms)",
-        "frame": "coordinate frame the policy answers in (pixels, qwen2.5-vl, norm1000, norm1, fixed:640); default pixels",
-        "min_pixels": "Qwen2.5-VL min_pixels for frame qwen2.5-vl",
-        "max_pixels": "Qwen2.5-VL max_pixels for frame qwen2.5-vl",
-    },
-)
-def make_medreasoner_reward(mode: str = "soft", frame: str | Frame = "pixels", **frame_options) -> Reward:
-    """A TRL reward computing MedReasoner's total ``score`` per completion.
-
-    ``mode``: ``"soft"`` or ``"hard"`` (see :data:`MODES`).  ``frame``: the coordinate
-    frame the policy answers in (see :class:`medground.geometry.Frame`); the options
-    ``min_pixels`` / ``max_pixels`` refine ``"qwen2.5-vl"``.  The answer's box and
-    points are mapped to original pixels before scoring (MedReasoner scores in the
-    ground truth's frame; here that frame is original pixels).
-
-    Columns used: ``boxes`` (the first box is the truth), ``points`` (``[[x, y], [x,
-    y]]``), ``image`` and/or ``width``/``height``, ``id``.  One float per completion;
-    ``None`` for a sample without a box or without points; a non-finite total (an
-    answer with NaN coordinates) becomes 0.0.  Every one of the 13 components' batch
-    mean goes to ``log_metric`` as ``"<name>/<component>"``.  ``__name__`` is
-    ``"medreasoner"`` or ``"medreasoner_hard"`` (the registry renames it by options).
-
-    >>> reward = make_medreasoner_reward(frame="norm1000")
-    >>> done = '<think>x</think><answer>{"bbox": [100, 100, 500, 500], "points_1": [200, 200], "points_2": [400, 400]}</answer>'
-    >>> reward(completions=[[{"role": "assistant", "content": done}], "junk"],
-    ...        boxes=[[[20, 10, 100, 50]], [[20, 10, 100, 50]]], points=[[[40, 20], [80, 40]]] * 2,
-    ...        width=[200, 200], height=[100, 100])
-    [4.0, 0.0]
-    """
-    _check_mode(mode)
-    name = "medreasoner" if mode == "soft" else "medreasoner_hard"
-    reward = Reward(name, _scorer(mode), frame=make_frame(frame, **frame_options))
-    reward.mode = mode
-    return reward

@@ -1,78 +1,93 @@
-"""Name -> reward factory registry.
+"""Reward names, on the generic :class:`medground.registry.Registry`.
 
-A reward module registers a factory::
+A reward module registers its reward class with the options it takes.  Each option is
+an :class:`~medground.registry.Option` declared once, where the reward is registered:
+its help text, and whether it changes what the reward computes.  The option's default is read from the class's
+constructor, and an ``Args:`` section listing every option is written into the class
+docstring, so ``help(IoUReward)``, ``medground rewards list`` and the docs show one text::
 
-    from medground.rewards.registry import register
+    @register("iou", description="...", options={"threshold": Option("IoU above which ..."), **FRAME_OPTIONS})
+    class IoUReward(GuardedReward):
+        def __init__(self, threshold: float = 0.5, **options): ...
 
-    @register("iou", description="IoU of the answer box with the truth", options={"threshold": "..."})
-    def iou(threshold=0.5, **options):
-        return Reward(...)
+``get(name, **options)`` builds one.  Its ``__name__`` (what TRL logs the reward under)
+is the registered name plus the options that change its value, so two variants in
+one run log apart; options with ``changes_result=False`` (a frame, a device, a column
+name) leave the name alone.
 
-and users build callables with ``medground.rewards.get("iou", threshold=0.7)``.  The
-callable's ``__name__`` (what TRL logs the reward under) is the registered name plus a
-suffix of the options that change its value, so two variants in one run log apart.
+>>> from medground.rewards import get, spec
+>>> r = get("iou", threshold=0.7, frame="norm1000")
+>>> r.__name__
+'iou_threshold0.7'
+>>> spec("iou").options["threshold"].default
+0.5
 """
 
 from __future__ import annotations
 
-import difflib
+import dataclasses
+import inspect
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 
-from ..errors import MedgroundError
+from ..registry import Entry, Option, Registry
 
+REWARDS = Registry("reward", hint="see `medground rewards list`")
 
-@dataclass(frozen=True)
-class RewardSpec:
-    """A registered reward: its name, one-line description, options and factory."""
-
-    name: str
-    description: str
-    options: dict[str, str] = field(default_factory=dict)
-    factory: Callable = field(default=None, repr=False, compare=False)
+_NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
 
 
-_REGISTRY: dict[str, RewardSpec] = {}
-
-# Options that never change what a reward computes, so they stay out of its name.
-_SILENT = {"encoder", "frame", "min_pixels", "max_pixels", "batch_size", "device", "gt_column", "text_column"}
-
-
-def register(name: str, *, description: str, options: dict[str, str] | None = None):
-    """Decorator registering ``factory(**options) -> callable`` under ``name``."""
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+def register(name: str, *, description: str, options: Mapping[str, Option | str] | None = None):
+    """Decorator registering a reward class (or a factory ``f(**options) -> callable``)
+    under ``name``; ``options`` maps each option to its :class:`Option` (a plain string
+    is its help text).  Raises ``ValueError`` for a name that is not lower_snake_case,
+    an option the constructor does not take, or a stated default that differs from
+    the constructor's."""
+    if not _NAME_RE.fullmatch(name):
         raise ValueError(f"reward name {name!r} must be lower_snake_case")
 
-    def deco(factory: Callable) -> Callable:
-        existing = _REGISTRY.get(name)
-        if existing is not None and existing.factory is not factory and getattr(existing.factory, "__qualname__", None) != getattr(factory, "__qualname__", None):
-            raise ValueError(f"reward {name!r} is already registered by {existing.factory.__module__}")
-        _REGISTRY[name] = RewardSpec(name, description.strip(), dict(options or {}), factory)
-        return factory
+    def deco(target: Callable) -> Callable:
+        opts = _with_defaults(name, target, {k: Option(v) if isinstance(v, str) else v for k, v in (options or {}).items()})
+        _document(target, opts)
+        REWARDS.register(name, target, description=description.strip(), options=opts)
+        return target
 
     return deco
 
 
-def available() -> list[RewardSpec]:
-    """Every registered reward, sorted by name."""
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+def get(name: str, **options):
+    """Reward ``name`` built with ``options``; an unknown name or option raises
+    :class:`~medground.errors.MedgroundError` (with close matches)."""
+    reward = REWARDS.build(name, **options)
+    entry = REWARDS.entry(name)
+    suffix = _suffix(options, entry.options)
+    try:
+        reward.__name__ = f"{entry.name}_{suffix}" if suffix else entry.name
+    except (AttributeError, TypeError):
+        pass
+    return reward
 
 
-def spec(name: str) -> RewardSpec:
-    if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise MedgroundError(f"unknown reward {name!r}{hint} (see `medground rewards list`)")
-    return _REGISTRY[name]
+def available() -> list[Entry]:
+    """Every registered reward (its :class:`~medground.registry.Entry`), sorted by name."""
+    return REWARDS.entries()
 
 
-def _suffix(options: dict) -> str:
+def spec(name: str) -> Entry:
+    """The registry entry of reward ``name``: ``name``, ``description``, ``options``."""
+    return REWARDS.entry(name)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _suffix(given: Mapping, options: Mapping[str, Option]) -> str:
+    """``key value`` of the given options that change the result, sorted, joined by ``_``."""
     parts = []
-    for key in sorted(options):
-        if key in _SILENT:
+    for key in sorted(given):
+        if not options[key].changes_result:
             continue
-        value = options[key]
+        value = given[key]
         if isinstance(value, bool):
             text = key if value else f"no_{key}"
         elif isinstance(value, (int, float, str)) or value is None:
@@ -83,19 +98,49 @@ def _suffix(options: dict) -> str:
     return "_".join(p for p in parts if p)
 
 
-def get(name: str, **options):
-    """Build reward ``name`` with ``options``; unknown options raise :class:`MedgroundError`."""
-    s = spec(name)
-    unknown = sorted(set(options) - set(s.options))
-    if unknown:
-        raise MedgroundError(
-            f"reward {name!r} has no option(s) {', '.join(unknown)}; options: {', '.join(sorted(s.options)) or 'none'}"
-        )
-    fn = s.factory(**options)
-    suffix = _suffix(options)
-    display = f"{name}_{suffix}" if suffix else name
-    try:
-        fn.__name__ = display
-    except (AttributeError, TypeError):
-        pass
-    return fn
+def _constructors(target) -> list[Callable]:
+    """The callables whose parameters a reward takes: a class's ``__init__``, then those
+    of its bases for as long as each passes ``**options`` on; or the factory itself."""
+    if not isinstance(target, type):
+        return [target]
+    out = []
+    for klass in target.__mro__[:-1]:  # not object
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        out.append(init)
+        if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(init).parameters.values()):
+            break
+    return out
+
+
+def _with_defaults(name: str, target, options: dict[str, Option]) -> dict[str, Option]:
+    """``options`` with each default read from the constructor's signature."""
+    params: dict[str, inspect.Parameter] = {}
+    for fn in _constructors(target):
+        for p in inspect.signature(fn).parameters.values():
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self":
+                params.setdefault(p.name, p)
+    out = {}
+    for key, opt in options.items():
+        if key not in params:
+            raise ValueError(f"reward {name!r} documents option {key!r}, which its constructor does not take")
+        default = params[key].default
+        default = None if default is inspect.Parameter.empty else default
+        if opt.default is not None and opt.default != default:
+            raise ValueError(f"reward {name!r}: option {key!r} states default {opt.default!r}, the constructor {default!r}")
+        out[key] = dataclasses.replace(opt, default=default)
+    return out
+
+
+def _document(target, options: Mapping[str, Option]) -> None:
+    """Write an ``Args:`` section listing ``options`` into the target's docstring,
+    before its ``Returns:`` section (unless the docstring has one already)."""
+    if not target.__doc__ or not options:
+        return
+    lines = inspect.cleandoc(target.__doc__).splitlines()
+    if any(line.strip() == "Args:" for line in lines):
+        return
+    args = ["Args:"] + [f"    {key} (default ``{opt.default!r}``): {opt.help}" for key, opt in options.items()] + [""]
+    at = next((i for i, line in enumerate(lines) if line.strip() == "Returns:"), len(lines))
+    target.__doc__ = "\n".join(lines[:at] + args + lines[at:])

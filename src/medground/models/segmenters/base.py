@@ -15,6 +15,7 @@ whole group.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -260,10 +261,23 @@ class Segmenter(ABC):
 
     Subclasses implement :meth:`_embed` (image -> state data) and :meth:`_segment`
     (state, sanitised prompts -> (N, H, W) bool).  ``prompts`` lists the prompt kinds
-    the model was built for; others raise :class:`MedgroundError` up front."""
+    the model was built for; others raise :class:`MedgroundError` up front.
+
+    A segmenter pickles as its class and constructor arguments: unpickling builds it
+    again (a neural one reloads its weights from its local checkpoint) with an empty
+    image cache, so a reward holding one survives multiprocess data loading."""
 
     name: str = "segmenter"
     prompts: tuple[str, ...] = PROMPT_KINDS
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        self._init_args = (args, kwargs)  # what __reduce__ builds it again from
+        return self
+
+    def __reduce__(self):
+        args, kwargs = self._init_args
+        return functools.partial(type(self), **kwargs), args
 
     def __init__(self, cache_size: int = 8):
         self.cache = StateCache(cache_size)
