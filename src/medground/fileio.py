@@ -74,6 +74,18 @@ def atomic_write(path: str | os.PathLike, data: str | bytes, *, encoding: str = 
     return Path(path)
 
 
+def save_figure(fig, path: str | os.PathLike, *, dpi: int = 100) -> Path:
+    """Save a matplotlib figure as PNG atomically, then close it (also on failure)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
 def atomic_json(obj: Any, path: str | os.PathLike, *, indent: int | None = 2, default=None,
                 sort_keys: bool = False) -> Path:
     """``obj`` as JSON (UTF-8, trailing newline) written atomically to ``path``."""

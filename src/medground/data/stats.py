@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MedgroundError
-from ..fileio import atomic_path
+from ..fileio import save_figure
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
@@ -163,12 +163,7 @@ def plot_stats(stats: dict, out: str | os.PathLike | None = None, *, top: int = 
     fig.suptitle(f"{stats['data']} — {stats['overall']['boxes']} boxes")
     fig.tight_layout()
     out = Path(out) if out is not None else default_plot_path(stats["data"])
-    try:
-        with atomic_path(out) as tmp:
-            fig.savefig(tmp, dpi=100, format="png")
-    finally:
-        plt.close(fig)
-    return out
+    return save_figure(fig, out, dpi=100)
 
 
 def public(stats: dict) -> dict:

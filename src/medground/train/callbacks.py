@@ -16,19 +16,12 @@ import numpy as np
 from transformers import TrainerCallback
 
 from ..data.schema import Sample
-from ..fileio import atomic_path
+from ..evaluate.scoring import best_iou
+from ..fileio import save_figure
 from ..geometry import Frame
-from ..metrics import box_iou
 
 CURVES_PNG = "training_curves.png"
 VAL_COMPLETIONS = "val_completions.jsonl"
-
-
-def best_iou(pred_boxes, gt_boxes) -> float:
-    """IoU of the first predicted box with the best-matching true box (0 when none)."""
-    if not len(pred_boxes) or not len(gt_boxes):
-        return 0.0
-    return float(box_iou(np.repeat([pred_boxes[0]], len(gt_boxes), axis=0), gt_boxes).max())
 
 
 def greedy_generate(model, processor, images, texts, *, max_new_tokens: int, synced_gpus: bool = False) -> list[str]:
@@ -65,7 +58,7 @@ def evaluate_grounding(model, processor, frame: Frame, template, samples: list[S
         outs = greedy_generate(model, processor, imgs, texts, max_new_tokens=max_new_tokens, synced_gpus=synced_gpus)
         for s, size, text in zip(chunk, sizes, outs):
             boxes, _ = decode_answer(text, size, frame)
-            iou = best_iou(boxes, s.boxes)
+            iou = best_iou(boxes[0] if len(boxes) else None, s.boxes)
             records.append({"id": s.id, "query": s.query, "category": s.category, "completion": text,
                             "pred_box": boxes[0] if boxes else None, "gt_box": s.boxes[0] if s.boxes else None,
                             "iou": iou})
@@ -218,10 +211,4 @@ def write_training_plot(log_history: list[dict], path) -> Path | None:
         if keys:
             ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=90, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=90)
