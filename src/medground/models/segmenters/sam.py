@@ -28,7 +28,17 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import MedgroundError
-from .base import ImageState, Prompts, Segmenter, prompt_groups, resize_longest
+from .base import (
+    CACHE_OPTION,
+    DEVICE_OPTION,
+    HF_CHECKPOINT_OPTION,
+    SEGMENTERS,
+    ImageState,
+    Prompts,
+    Segmenter,
+    prompt_groups,
+    resize_longest,
+)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -57,6 +67,11 @@ def check_checkpoint_dir(checkpoint, kinds: tuple[str, ...], segmenter: str) -> 
     return path, config
 
 
+@SEGMENTERS.register(
+    "sam",
+    description="a transformers SamModel / SamHQModel folder (e.g. MedSAM), box and/or point prompts",
+    options={**HF_CHECKPOINT_OPTION, **DEVICE_OPTION, **CACHE_OPTION},
+)
 class HFSamSegmenter(Segmenter):
     """transformers ``SamModel`` (``model_type: sam``) or ``SamHQModel`` (``sam_hq``)."""
 

@@ -19,10 +19,15 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import MedgroundError
-from .base import ImageState
+from .base import CACHE_OPTION, DEVICE_OPTION, HF_CHECKPOINT_OPTION, SEGMENTERS, ImageState
 from .sam import HFSamSegmenter
 
 
+@SEGMENTERS.register(
+    "sam2",
+    description="a transformers Sam2Model folder (SAM 2 / MedSAM2), box and/or point prompts",
+    options={**HF_CHECKPOINT_OPTION, **DEVICE_OPTION, **CACHE_OPTION},
+)
 class HFSam2Segmenter(HFSamSegmenter):
     name = "sam2"
     MODEL_TYPES = ("sam2",)

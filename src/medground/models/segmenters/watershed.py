@@ -31,9 +31,24 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-from .base import ImageState, Prompts, Segmenter, to_gray
+from ...registry import Option
+from .base import CACHE_OPTION, SEGMENTERS, ImageState, Prompts, Segmenter, to_gray
 
 
+@SEGMENTERS.register(
+    "watershed",
+    description="marker watershed inside the box; no weights, deterministic, CPU",
+    options={
+        "sigma": Option("Gaussian smoothing (pixels) before the Sobel gradient"),
+        "margin": Option("the region of interest is the box grown by this fraction on each side"),
+        "max_pixels": Option("crops larger than this many pixels are subsampled"),
+        "seed_radius": Option("radius of the foreground seeds along the key-point segment, x the box's short side"),
+        "centre_radius": Option("radius of the foreground seed at the box centre (no points), x the short side"),
+        "flood": Option("a mask covering more than this fraction of the box falls back to Otsu"),
+        "points_margin": Option("points-only prompt: the square around the key-point disc grown by this fraction"),
+        **CACHE_OPTION,
+    },
+)
 class WatershedSegmenter(Segmenter):
     name = "watershed"
 
