@@ -26,16 +26,11 @@ def fit(
     Set fit fields after the options, e.g. --epochs 12 --batch-size 32 --margin 0.2.
     """
     from ..config import load_config
-    from ..errors import MedgroundError
     from ..fileio import check_output_dir
     from ..models.semantic_fit import FitConfig
     from ..models.semantic_fit import fit as run_fit
 
     cfg = load_config(FitConfig, config, ctx.args)
-    for option, path in (("--data", data), ("--val", val)):
-        if path is not None and not Path(path).is_file():
-            raise MedgroundError(f"{option} {path}: " + ("is a folder, not a JSONL file" if Path(path).is_dir()
-                                                         else "file not found"))
     check_output_dir(out)
     report = run_fit(data, out, val=val, config=cfg, log=typer.echo)
     typer.echo(f"saved encoder to {out}")
