@@ -81,6 +81,7 @@ CASES = [
     (["data", "phantom", "--out", "{file}", "--n", "1"], "--out"),
     (["data", "phantom", "--out", "{tmp}/ph2", "--n", "1", "--size", "8"], "--size"),
     (["model", "tiny", "--out", "{file}"], "--out"),
+    (["demo", "--out", "{file}"], "--out"),
     (["semantic", "fit", "--data", "{tmp}/missing.jsonl", "--out", "{tmp}/enc"], "missing.jsonl: file not found"),
     (["semantic", "fit", "--data", "{data}", "--out", "{file}"], "--out"),
 ]
