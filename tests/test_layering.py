@@ -23,7 +23,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "medground"
 
 LAYERS = [
     ("core", {"__init__", "errors", "geometry", "parsing", "metrics", "templates", "crops", "registry", "fileio",
-              "config"}),
+              "config", "progress", "resume"}),
     ("data", {"data"}),
     ("models", {"models"}),
     ("rewards", {"rewards"}),

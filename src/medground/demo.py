@@ -170,14 +170,16 @@ def select_categories(cfg: DemoConfig, data: Path, out: Path) -> Path:
     """The splits without ``exclude_categories`` (written to ``out/subset``); ``data`` itself when none."""
     if not cfg.exclude_categories:
         return data
-    from .data.schema import read_jsonl, write_jsonl
+    from .data.dataset_dir import write_dataset
+    from .data.schema import read_jsonl
 
-    sub, excluded = out / "subset", set(cfg.exclude_categories)
+    sub, excluded, by_split = out / "subset", set(cfg.exclude_categories), {}
     for split in ("train", "val", "test"):
         kept = [s for s in read_jsonl(data / f"{split}.jsonl") if s.category not in excluded]
         if not kept:
             raise MedgroundError(f"demo: excluding {cfg.exclude_categories} leaves no {split} sample")
-        write_jsonl(kept, sub / f"{split}.jsonl")
+        by_split[split] = kept
+    write_dataset(by_split, sub)  # with its manifest: train_sft.jsonl, written beside later, is not a split
     _log(f"data: without {', '.join(cfg.exclude_categories)} -> {sub}")
     return sub
 
@@ -340,7 +342,7 @@ def write_overlays(out: Path, data: Path, k: int) -> list[str]:
         img = load_image(s.image)
         for name, table in preds.items():
             rec = table.get(s.id) or {}
-            box = rec.get("boxes")[0] if rec.get("boxes") else None
+            box = (rec.get("boxes") or [])[:1]  # [] when the answer had no box: said so in the legend
             ov = draw_overlay(img, pred_box=box, gt_box=s.boxes[0] if s.boxes else None,
                               title=f"{name}: {s.query}")
             path = odir / f"{s.id}_{name}.png"

@@ -15,6 +15,15 @@ target — directly or through :func:`atomic_write` / :func:`atomic_json`.
 ...     _ = tmp.write_text("hello")
 >>> (d / "y.txt").read_text(), sorted(p.name for p in d.iterdir())
 ('hello', ['sub', 'y.txt'])
+
+:func:`check_output_file` / :func:`check_output_dir` refuse, before any work starts, an
+output path that cannot be written as asked (a folder where a file is wanted, a file
+where a folder is wanted, or below a file), naming the option:
+
+>>> check_output_file(d / "sub", option="--out")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+medground.errors.MedgroundError: --out .../sub is a folder; give a file name (e.g. .../sub/...)
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from .errors import MedgroundError
 
 
 def _fsync(path: Path) -> None:
@@ -91,3 +102,31 @@ def atomic_json(obj: Any, path: str | os.PathLike, *, indent: int | None = 2, de
     """``obj`` as JSON (UTF-8, trailing newline) written atomically to ``path``."""
     text = json.dumps(obj, indent=indent, ensure_ascii=False, default=default, sort_keys=sort_keys)
     return atomic_write(path, text + "\n")
+
+
+def check_output_file(path: str | os.PathLike, *, option: str = "--out", example: str = "out.jsonl") -> Path:
+    """``path`` when a file can be written there; a :class:`MedgroundError` naming
+    ``option`` when it is a folder or lies below an existing file."""
+    p = Path(path)
+    if p.is_dir():
+        raise MedgroundError(f"{option} {p} is a folder; give a file name (e.g. {p / example})")
+    _check_parents(p, option)
+    return p
+
+
+def check_output_dir(path: str | os.PathLike, *, option: str = "--out") -> Path:
+    """``path`` when it is, or can be made, a folder; a :class:`MedgroundError` naming
+    ``option`` when it is a file or lies below one."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise MedgroundError(f"{option} {p} is a file; give a folder")
+    _check_parents(p, option)
+    return p
+
+
+def _check_parents(p: Path, option: str) -> None:
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise MedgroundError(f"{option} {p}: {parent} is a file, not a folder")
+            return

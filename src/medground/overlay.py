@@ -5,7 +5,9 @@ with the common colour-vision deficiencies); masks are semi-transparent fills wi
 solid outline, the ground-truth box is dashed, predicted points are filled discs and
 true points rings, each numbered 1 / 2.  Small images are enlarged (nearest
 neighbour) so the drawing stays legible; a legend strip below the image names every
-element drawn and, when both masks are given, their Dice.
+element drawn and, when both masks are given, their Dice.  A prediction with nothing
+to draw (``pred_box=[]``: the answer had no box) is named in the legend too, so an
+overlay never looks as if the prediction had been forgotten.
 
 >>> import numpy as np
 >>> m = np.zeros((64, 64), bool); m[20:40, 20:40] = True
@@ -101,9 +103,9 @@ def draw_overlay(image, pred_box=None, pred_points=None, pred_mask=None, gt_box=
     """An RGB overlay of prediction and ground truth on ``image`` (PIL / array / path).
 
     Coordinates are original-image pixels; boxes are one ``xyxy`` box (or a list of
-    them: every box is drawn); points are ``[[x, y], ...]``; masks boolean (H, W) of the
-    image's size.  Anything missing, NaN or of the wrong size is left out and named in
-    the legend instead of raising."""
+    them: every box is drawn; ``[]``: none was predicted); points are ``[[x, y], ...]``;
+    masks boolean (H, W) of the image's size.  Anything missing, NaN or of the wrong
+    size is left out and named in the legend instead of raising."""
     base = _as_rgb(image)
     W, H = base.size
     scale = max(1.0, MIN_SIDE / max(W, H))
@@ -138,7 +140,7 @@ def draw_overlay(image, pred_box=None, pred_points=None, pred_mask=None, gt_box=
         return [b[0] * scale, b[1] * scale, b[2] * scale, b[3] * scale]
 
     def boxes_of(value, label):
-        if value is None:
+        if value is None or (isinstance(value, (list, tuple)) and not len(value)):
             return []
         try:
             rows = np.asarray(value, dtype=np.float64)
@@ -175,6 +177,8 @@ def draw_overlay(image, pred_box=None, pred_points=None, pred_mask=None, gt_box=
     if pred_boxes or _valid_points(pred_points) or pm is not None:
         parts = [n for n, ok in (("box", pred_boxes), ("points", _valid_points(pred_points)), ("mask", pm is not None)) if ok]
         entries.append((PRED, "prediction: " + ", ".join(parts)))
+    elif pred_box is not None or pred_points is not None or pred_mask is not None:
+        entries.append((PRED, "prediction: nothing to draw (no box in the answer)"))
     if gt_boxes or _valid_points(gt_points) or gm is not None:
         parts = [n for n, ok in (("box (dashed)", gt_boxes), ("points (rings)", _valid_points(gt_points)), ("mask", gm is not None)) if ok]
         entries.append((GT, "ground truth: " + ", ".join(parts)))

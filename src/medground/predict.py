@@ -11,8 +11,12 @@ the model's frame to original-image pixels with :func:`medground.geometry.map_bo
 
 Lines are flushed (and fsync'ed) after every batch.  Rerunning the same command skips
 the ids already in the output (a line cut short by an interruption is dropped
-first), so an interrupted run loses at most one batch.  A sample whose image cannot
-be read gets a line with ``"error"`` naming the file, line and id; the run goes on.
+first), so an interrupted run loses at most one batch.  A rerun resumes only what the
+same model, template, frame, ``max_new_tokens``, segmenter and dataset made: they are
+stored in ``PRED.meta.json`` beside the output and compared (:mod:`medground.resume`);
+anything else is refused unless ``overwrite=True`` (``--overwrite``).  A sample whose
+image cannot be read gets a line with ``"error"`` naming the file, line and id; the
+run goes on.  :func:`check_options` checks every argument before a model is loaded.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from .data.schema import Sample, iter_jsonl, resolve
+from .data.schema import Sample, iter_samples
 from .errors import MedgroundError, where
-from .fileio import atomic_path, atomic_write
+from .fileio import atomic_path, atomic_write, check_output_file
 from .geometry import PIXELS, Frame, map_boxes, map_points
 from .parsing import parse_completion
+from .resume import check_resume, claim_output, file_digest, folder_stamp, sidecar_path
 
 
 @dataclass
@@ -44,6 +49,9 @@ class PredictSummary:
     seconds: float = 0.0
     out: str = ""
     error_ids: list[str] = field(default_factory=list)
+    #: samples asked for (after ``limit``); 0 means the dataset was empty
+    total: int = -1
+    data: str = ""
 
     @property
     def errors(self) -> int:
@@ -53,6 +61,13 @@ class PredictSummary:
         rate = self.written / self.seconds if self.seconds > 0 else 0.0
         return (f"wrote {self.written} predictions to {self.out} ({self.skipped} already done, "
                 f"{self.errors} errors) in {self.seconds:.1f} s, {rate:.2f} samples/s")
+
+    @property
+    def warning(self) -> str | None:
+        """What the user must hear about (None when nothing): an empty dataset."""
+        if self.total == 0:
+            return f"{self.data} has no samples: nothing was predicted and {self.out} holds no prediction"
+        return None
 
     def failures(self) -> str | None:
         """A line about the samples that failed (None when none did)."""
@@ -70,22 +85,152 @@ class _Item:
 # --------------------------------------------------------------------------- input / output
 
 
-def read_samples(path: str | os.PathLike) -> list[_Item]:
-    """Samples with their line numbers (paths resolved against the file's folder); a
-    malformed line raises :class:`MedgroundError` naming file, line and id."""
-    root = Path(path).resolve().parent
+def read_samples(path: str | os.PathLike, *, root: str | os.PathLike | None = None) -> list[_Item]:
+    """Samples with their line numbers (paths resolved against the file's folder; with
+    ``root``, confined to it); a malformed line or a duplicate id raises
+    :class:`MedgroundError` naming file, line and id."""
     items, seen = [], {}
-    for n, obj, err in iter_jsonl(path):
-        if err:
-            raise MedgroundError(f"{where(path, n)}: {err}")
-        s = Sample.from_dict(obj, source=path, line=n)
+    for n, s in iter_samples(path, root=root):
         if s.id in seen:
             raise MedgroundError(f"{where(path, n, s.id)}: duplicate id (first on line {seen[s.id]})")
         seen[s.id] = n
-        s.image = resolve(s.image, root)
-        s.mask = resolve(s.mask, root)
         items.append(_Item(s, n))
     return items
+
+
+def check_options(*, data=None, out=None, image=None, query=None, batch_size: int = 8, max_new_tokens: int = 128,
+                  limit: int | None = None, template: str | None = None, frame: str | Frame | None = None,
+                  segmenter=None, min_pixels: int | None = None, max_pixels: int | None = None,
+                  device: str | None = None) -> None:
+    """Check the arguments of a prediction before anything heavy (a model) loads; a bad
+    one raises :class:`MedgroundError` naming it as the command line spells it.  With
+    ``data`` the run writes the JSONL ``out``; with ``image`` (and ``query``) it writes
+    the overlay image ``out`` (None: :func:`default_overlay_path`)."""
+    if (image is None) == (data is None):
+        raise MedgroundError("give either --data DATA.jsonl --out PRED.jsonl, or --image PATH --query TEXT")
+    for name, value, low in (("--batch-size", batch_size, 1), ("--max-new-tokens", max_new_tokens, 1),
+                             ("--limit", limit, 1), ("--min-pixels", min_pixels, 1), ("--max-pixels", max_pixels, 1)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise MedgroundError(f"{name} must be an integer of at least {low}, got {value!r}")
+    if min_pixels and max_pixels and min_pixels > max_pixels:
+        raise MedgroundError(f"--min-pixels {min_pixels} exceeds --max-pixels {max_pixels}")
+    if template is not None:
+        from .templates import get_template
+
+        try:
+            get_template(template)
+        except MedgroundError as exc:
+            raise MedgroundError(f"--template: {exc}") from None
+    if frame is not None and not isinstance(frame, Frame):
+        try:
+            Frame.parse(frame)
+        except ValueError as exc:
+            raise MedgroundError(f"--frame {frame!r}: {exc}") from None
+    if device not in (None, "", "auto"):
+        check_device(device)
+    if isinstance(segmenter, str):
+        from .models.segmenters import SEGMENTERS
+
+        try:
+            SEGMENTERS.entry(segmenter)
+        except MedgroundError as exc:
+            raise MedgroundError(f"--segmenter: {exc}") from None
+    if data is not None:
+        if out is None:
+            raise MedgroundError("--data needs --out PRED.jsonl")
+        _check_input(data, "--data")
+        check_output_file(out, example="pred.jsonl")
+        if _same_file(out, data):
+            raise MedgroundError(f"--out {out} is the dataset itself; give another file for the predictions")
+        return
+    if not (query and str(query).strip()):
+        raise MedgroundError("--image needs --query TEXT")
+    _check_input(image, "--image")
+    overlay = Path(out) if out is not None else default_overlay_path(image)
+    check_output_file(overlay, example="overlay.png")
+    suffixes = overlay_suffixes()
+    if overlay.suffix.lower() not in suffixes:
+        raise MedgroundError(f"--out {overlay}: with --image, --out is the overlay image; give a name ending in "
+                             f"{', '.join(sorted(s for s in suffixes if s in ('.png', '.jpg', '.tif', '.webp')))}")
+    if _same_file(overlay, image):
+        raise MedgroundError(f"--out {overlay} is the input image itself; give another file for the overlay")
+
+
+def check_device(device: str, option: str = "--device") -> None:
+    """A torch device string (``cpu``, ``cuda``, ``cuda:1``...) or :class:`MedgroundError` naming ``option``."""
+    import torch
+
+    try:
+        torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise MedgroundError(f"{option} {device!r} is not a torch device (auto, cpu, cuda, cuda:1, mps...)") from None
+
+
+def overlay_suffixes() -> set[str]:
+    """File suffixes an overlay can be written as (the formats PIL can save)."""
+    from PIL import Image
+
+    Image.init()
+    return {ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.SAVE}
+
+
+def _check_input(path, option: str) -> None:
+    p = Path(path)
+    if p.is_dir():
+        raise MedgroundError(f"{option} {p} is a folder; give a file")
+    if not p.is_file():
+        raise MedgroundError(f"{option} {p}: file not found")
+
+
+def _same_file(a, b) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
+def check_resumable(model, data, out, *, template: str | None = None, max_new_tokens: int = 128,
+                    overwrite: bool = False) -> None:
+    """Before a model loads: refuse (:class:`MedgroundError`) to resume ``out`` when the
+    settings known without the model (model folder and weights, dataset, explicit
+    template, ``max_new_tokens``) differ from those that wrote it; :func:`predict`
+    checks them all again, frame and segmenter included, once the model is loaded."""
+    if overwrite:
+        return
+    early = _model_identity(str(model))
+    early.update({"max_new_tokens": int(max_new_tokens), "data": str(Path(data).resolve()),
+                  "data_sha256": file_digest(data)})
+    if template is not None:
+        early["template"] = template
+    check_resume(out, early, only_given=True)
+
+
+def _model_identity(source: str) -> dict[str, Any]:
+    local = bool(source) and Path(source).is_dir()
+    return {"model": str(Path(source).resolve()) if local else source,
+            "weights": folder_stamp(source) if local else None}
+
+
+def run_settings(policy, data, *, template: str | None, max_new_tokens: int, segmenter) -> dict[str, Any]:
+    """What makes the lines of a prediction file (stored in its ``.meta.json`` and
+    compared on resume): the model and a stamp of its weights, template, frame,
+    ``max_new_tokens``, segmenter, and the dataset file with a digest of its bytes."""
+    frame = policy.frame
+    frame_text = frame.name
+    if frame.kind == "qwen2.5-vl":
+        frame_text += f" (factor {frame.factor}, min_pixels {frame.min_pixels}, max_pixels {frame.max_pixels})"
+    seg = None
+    if segmenter is not None:
+        from .segment import segmenter_identity
+
+        seg = segmenter_identity(_built_segmenter(segmenter))
+    return {
+        "command": "medground predict",
+        **_model_identity(str(policy.source or "")),
+        "template": template or policy.template,
+        "frame": frame_text,
+        "max_new_tokens": int(max_new_tokens),
+        "segmenter": seg,
+        "data": str(Path(data).resolve()),
+        "data_sha256": file_digest(data),
+    }
 
 
 def finished_ids(out: str | os.PathLike, *, retry_errors: bool = False) -> set[str]:
@@ -282,30 +427,36 @@ def predict(
     overwrite: bool = False,
     segmenter=None,
     progress: bool = True,
+    root: str | os.PathLike | None = None,
 ) -> PredictSummary:
     """Predict every sample of ``data`` (a canonical JSONL) with ``model`` (a
     :class:`~medground.models.policy.Policy` or a checkpoint path) into ``out``,
-    resuming from the ids already there (``overwrite=True`` starts again)."""
-    from tqdm.auto import tqdm
-
+    resuming from the ids already there when the same settings made them (else
+    :class:`MedgroundError`; ``overwrite=True`` starts again).  ``root`` confines the
+    dataset's image paths (:mod:`medground.data.roots`).  An empty dataset is reported
+    in the summary's ``warning``."""
     from .models.policy import Policy, load_policy
+    from .progress import progress as progress_bar
 
-    if batch_size < 1:
-        raise MedgroundError(f"--batch-size must be at least 1, got {batch_size}")
+    check_options(data=data, out=out, batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
+                  template=template, segmenter=segmenter)
+    items = read_samples(data, root=root)
     policy = model if isinstance(model, Policy) else load_policy(model, template=template)
-    items = read_samples(data)
     if limit is not None:
         items = items[:limit]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if overwrite and out.exists():
-        out.unlink()
+    if overwrite:
+        out.unlink(missing_ok=True)
+        sidecar_path(out).unlink(missing_ok=True)
+    segmenter = _built_segmenter(segmenter)
+    claim_output(out, run_settings(policy, data, template=template, max_new_tokens=max_new_tokens,
+                                   segmenter=segmenter))
     done = finished_ids(out, retry_errors=retry_errors)
     todo = [it for it in items if it.sample.id not in done]
-    summary = PredictSummary(skipped=len(items) - len(todo), out=str(out))
-    segmenter = _built_segmenter(segmenter)
+    summary = PredictSummary(skipped=len(items) - len(todo), out=str(out), total=len(items), data=str(data))
     t0 = time.perf_counter()
-    bar = tqdm(total=len(todo), desc="predict", unit="sample", disable=not progress)
+    bar = progress_bar(total=len(todo), desc="predict", unit="sample", enabled=progress)
     with open(out, "a", encoding="utf-8") as fh:
         pos = 0
         for records in predict_items(policy, todo, template=template, batch_size=batch_size,
@@ -336,6 +487,8 @@ def predict_image(model, image: str | os.PathLike, query: str, *, template: str 
     ``overlay``, writes a PNG of the image with the predicted box / points (/ mask)."""
     from .models.policy import Policy, load_policy
 
+    check_options(image=image, query=query, out=overlay or default_overlay_path(image), max_new_tokens=max_new_tokens,
+                  template=template, segmenter=segmenter)
     policy = model if isinstance(model, Policy) else load_policy(model, template=template)
     sample = Sample(id=Path(image).stem, image=str(image), query=query)
     item = _Item(sample, 0)
@@ -355,8 +508,8 @@ def predict_image(model, image: str | os.PathLike, query: str, *, template: str 
 
         img = load_image(image)
         mask = load_mask(record["mask"]) if record.get("mask") else None
-        drawn = draw_overlay(img, pred_box=record["boxes"][0] if record["boxes"] else None,
-                             pred_points=record["points"], pred_mask=mask, title=query)
+        drawn = draw_overlay(img, pred_box=record["boxes"][:1], pred_points=record["points"], pred_mask=mask,
+                             title=query)
         with atomic_path(overlay) as tmp:  # keeps the suffix: PIL picks the format from it
             drawn.save(tmp)
     return record

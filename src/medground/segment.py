@@ -2,8 +2,10 @@
 
 * :func:`segment_samples` segments every sample from its *ground-truth* prompts —
   the segmenter's own ceiling — and writes a prediction file
-  (``medground predict``'s format, masks as RLE).  The run is resumable: finished ids
-  are kept and skipped; a line cut off by a crash is dropped and redone.
+  (``medground predict``'s format, masks as RLE), one line per sample id (a sample id
+  given twice is an error).  The run is resumable: finished ids are kept and skipped;
+  a line cut off by a crash is dropped and redone; a file another segmenter, prompt or
+  dataset wrote is refused (its settings are in ``OUT.meta.json``, :mod:`medground.resume`).
 * :func:`segment_predictions` adds masks to prediction records from their *predicted*
   box and key points (``medground predict --segmenter``).
 
@@ -28,12 +30,14 @@ from .data.masks import encode_rle
 from .data.schema import Sample
 from .errors import MedgroundError, where
 from .models.segmenters import PROMPT_KINDS, ImageState, Segmenter, get_segmenter, prepare_prompts
+from .resume import claim_output, file_digest, sidecar_path
 
 
-def check_prompt_kind(segmenter: Segmenter, prompt: str) -> None:
+def check_prompt_kind(segmenter: Segmenter | None, prompt: str) -> None:
+    """``prompt`` is a prompt kind (and one ``segmenter`` takes, when given)."""
     if prompt not in PROMPT_KINDS:
         raise MedgroundError(f"--prompt must be one of {', '.join(PROMPT_KINDS)}, got {prompt!r}")
-    if prompt not in segmenter.prompts:
+    if segmenter is not None and prompt not in segmenter.prompts:
         raise MedgroundError(
             f"segmenter {segmenter.name!r} does not take {prompt!r} prompts (it takes: {', '.join(segmenter.prompts)})"
         )
@@ -120,10 +124,38 @@ class _Appender:
         self.fh.close()
 
 
-def _progress(total: int, enabled: bool, desc: str):
-    from tqdm.auto import tqdm
+def check_unique_ids(samples: Iterable[Sample]) -> None:
+    """:class:`MedgroundError` naming the first sample id given twice (each id is one line
+    of a prediction file; ``evaluate`` rejects a file with two)."""
+    seen: set[str] = set()
+    for s in samples:
+        if s.id in seen:
+            raise MedgroundError(f"{where(None, None, s.id)}: duplicate sample id; every sample needs its own id")
+        seen.add(s.id)
 
-    return tqdm(total=total, disable=not enabled, desc=desc, unit="sample", dynamic_ncols=True)
+
+def segmenter_identity(segmenter: Segmenter) -> dict:
+    """What makes a segmenter's masks: its name and constructor options (but not the
+    device or the cache size), as stored beside a prediction file."""
+    args, kwargs = getattr(segmenter, "_init_args", ((), {}))
+    options = {k: str(v) for k, v in sorted(kwargs.items()) if k not in ("device", "cache_size") and v is not None}
+    return {"name": segmenter.name, "args": [str(a) for a in args], "options": options}
+
+
+def _data_identity(source) -> dict:
+    """The dataset a run read: its file and a digest of its bytes (a folder: its path;
+    samples given in memory: nothing, so a rerun may add samples)."""
+    if source is None:
+        return {"data": None}
+    if Path(source).is_file():
+        return {"data": str(Path(source).resolve()), "data_sha256": file_digest(source)}
+    return {"data": str(Path(source).resolve())}
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from .progress import progress
+
+    return progress(total=total, enabled=enabled, desc=desc, unit="sample")
 
 
 def _embed(segmenter: Segmenter, image_path) -> tuple[ImageState | None, str | None]:
@@ -148,20 +180,29 @@ def segment_samples(
     *,
     progress: bool = True,
     resume: bool = True,
+    source: str | os.PathLike | None = None,
     **segmenter_options,
 ) -> list[dict]:
     """Segment every sample from its ground-truth prompt (``box``, ``points`` or
     ``box+points``); returns the prediction records in sample order and, with ``out``,
-    appends them to that JSONL file (resuming: ids already there are not redone).
-    ``segmenter_options`` go to :func:`~medground.models.segmenters.get_segmenter`
-    when ``segmenter`` is a name."""
+    appends them to that JSONL file (resuming: ids already there are not redone, when
+    the same segmenter, prompt and dataset — ``source``, the dataset file, when given —
+    wrote them).  ``segmenter_options`` go to
+    :func:`~medground.models.segmenters.get_segmenter` when ``segmenter`` is a name.
+    A sample id given twice raises :class:`MedgroundError` before any work."""
+    check_prompt_kind(None, prompt)
+    samples = list(samples)
+    check_unique_ids(samples)
     seg = get_segmenter(segmenter, **segmenter_options)
     check_prompt_kind(seg, prompt)
-    samples = list(samples)
     out_path = Path(out) if out is not None else None
-    done = read_done(out_path) if (out_path is not None and resume) else {}
-    if out_path is not None and not resume and out_path.exists():
-        out_path.unlink()
+    if out_path is not None:
+        if not resume:
+            out_path.unlink(missing_ok=True)
+            sidecar_path(out_path).unlink(missing_ok=True)
+        claim_output(out_path, {"command": "medground segment", "segmenter": segmenter_identity(seg),
+                                "prompt": prompt, **_data_identity(source)})
+    done = read_done(out_path) if out_path is not None else {}
     todo: OrderedDict[str, list[Sample]] = OrderedDict()
     for s in samples:
         if s.id not in done:

@@ -28,6 +28,9 @@ from ._apps import app
 
 
 def main(argv: list[str] | None = None) -> None:
+    from ..progress import configure_library_bars, set_quiet
+
+    configure_library_bars()  # not a terminal: other libraries' bars redraw every few seconds, not 10 times a second
     try:
         app(args=argv, prog_name="medground")
     except MedgroundError as exc:
@@ -41,3 +44,5 @@ def main(argv: list[str] | None = None) -> None:
             raise
         print(f"error: {type(exc).__name__}: {exc} (set MEDGROUND_DEBUG=1 for the traceback)", file=sys.stderr)
         sys.exit(1)
+    finally:
+        set_quiet(False)  # --quiet lasts one command (main may be called again in the same process)

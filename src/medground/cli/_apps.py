@@ -6,16 +6,31 @@ arguments, calls the library and prints; no logic lives in the CLI.  A command b
 with :func:`config_command` passes every option it does not declare to
 :func:`medground.config.load_config` as an override, and its ``--help`` lists the
 config's fields (help, type and default read from the dataclass).
+
+A command's first docstring paragraph is its one-line summary in ``medground --help``
+(keep it on one line).  A boolean flag (``--quiet``) takes no value, so its help shows
+no ``<bool>`` type beside it (typer's plain help already does so).
 """
 
 from __future__ import annotations
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperOption
 
 from ..registry import Entry
 
-_SETTINGS = dict(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+
+def _flag_type(self, ctx) -> str | None:
+    """The type shown beside an option in the rich help: none for a flag (it takes no value)."""
+    if self.is_flag and not self.count:
+        return None
+    return _option_type(self, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type
+
+_SETTINGS = dict(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False, rich_markup_mode="markdown")
 
 #: context settings of a command whose unknown options are config overrides
 OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}

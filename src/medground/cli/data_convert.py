@@ -32,17 +32,21 @@ def convert(
     limit: Optional[int] = typer.Option(None, "--limit", help="Stop after this many samples."),
     skip_missing: bool = typer.Option(False, "--skip-missing", help="Drop samples whose image is missing."),
     option: Optional[list[str]] = typer.Option(None, "--option", "-o", help="Converter option KEY=VALUE (repeat)."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Convert a public release to the canonical schema once (validated, with a report)."""
     from ..data.converters import CONVERTERS, run
     from ..data.converters.base import parse_option_items
+    from ..fileio import check_output_dir
+    from ..progress import set_quiet
 
+    set_quiet(quiet)
     if source == "list":
         _print_entries(CONVERTERS, "-o ")
         return
     if input is None or out is None:
         raise MedgroundError("convert needs SOURCE INPUT --out DIR (see 'medground data convert list')")
+    check_output_dir(out)
     rep = run(source, input, out, images=images, strict=strict, split=split, limit=limit,
               skip_missing=skip_missing, options=parse_option_items(option), progress=not quiet)
     typer.echo(rep.describe())
@@ -59,19 +63,25 @@ def export(
     ability: Optional[str] = typer.Option(None, "--ability", help="verl 'ability' column (default medical_grounding)."),
     kind: Optional[str] = typer.Option(None, "--kind", help="trl: grpo (prompt + ground truth, the default) or sft (adds the teacher completion)."),
     no_embed: bool = typer.Option(False, "--no-embed", help="verl: store image paths instead of bytes."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Image and mask paths must lie under this folder (symlinks resolved)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars (the datasets library's included)."),
 ) -> None:
     """Export a canonical dataset for a trainer (TRL or verl) or as MedGround-R1 JSON."""
     from ..data.export import EXPORTERS
     from ..data.export import export as run_export
+    from ..fileio import check_output_dir
+    from ..progress import set_quiet
 
+    set_quiet(quiet)
     if fmt == "list":
         _print_entries(EXPORTERS, "")
         return
     if data is None or out is None:
         raise MedgroundError("export needs FORMAT DATA --out DIR (see 'medground data export list')")
+    check_output_dir(out)
     result = run_export(fmt, data, out, splits=split, progress=not quiet, frame=frame, template=template,
-                        ability=ability, kind=kind, embed_images=False if no_embed else None)
+                        ability=ability, kind=kind, embed_images=False if no_embed else None, root=root)
+    typer.echo(result.read)
     typer.echo(result.summary())
 
 
@@ -81,11 +91,15 @@ def stats(
     plot: Optional[Path] = typer.Option(None, "--plot", help="Histogram PNG (default DIR/stats.png)."),
     top: int = typer.Option(8, "--top", help="Categories drawn separately in the plot; the rest pooled."),
     as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON instead of a table."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Image and mask paths must lie under this folder (symlinks resolved)."),
 ) -> None:
     """Counts, box-size and aspect distributions per category, and a histogram PNG."""
     from ..data.stats import compute_stats, format_table, plot_stats, public
+    from ..fileio import check_output_file
 
-    st = compute_stats(data)
+    if plot is not None:
+        check_output_file(plot, option="--plot", example="stats.png")
+    st = compute_stats(data, root=root)
     png = plot_stats(st, plot, top=top)
     if as_json:
         typer.echo(json.dumps(public(st), indent=2))

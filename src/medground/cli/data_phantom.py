@@ -11,18 +11,23 @@ from ._apps import data_app
 
 @data_app.command("phantom")
 def phantom(
-    out: Path = typer.Option(..., "--out", help="Output folder (images/, masks/, train/val/test/all.jsonl)."),
+    out: Path = typer.Option(..., "--out", help="Output folder (images/, masks/, train/val/test.jsonl, their manifest dataset.json, and all.jsonl: their union)."),
     n: int = typer.Option(200, "--n", help="Number of images; each gives one sample per finding (2-4)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed writes byte-identical files."),
     size: int = typer.Option(224, "--size", help="Image side in pixels (square, 8-bit grey)."),
     val_frac: float = typer.Option(0.1, "--val-frac", help="Fraction of images in the val split."),
     test_frac: float = typer.Option(0.1, "--test-frac", help="Fraction of images in the test split."),
     implicit_frac: float = typer.Option(0.3, "--implicit-frac", help="Fraction of implicit clinical questions."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Synthetic chest radiographs with six finding categories, explicit and implicit queries."""
     from ..data.phantom import generate_phantom_dataset
+    from ..fileio import check_output_dir
+    from ..progress import set_quiet
 
+    set_quiet(quiet)
+    check_output_dir(out)
     counts = generate_phantom_dataset(out, n=n, seed=seed, size=size, val_frac=val_frac, test_frac=test_frac,
-                                      implicit_frac=implicit_frac)
+                                      implicit_frac=implicit_frac, progress=not quiet)
     typer.echo(f"wrote {counts['images']} images to {out}: "
                + ", ".join(f"{s} {counts[s]} samples" for s in ("train", "val", "test")))

@@ -23,6 +23,8 @@ def demo(
     (the defaults below are the recipe's).
     """
     from ..demo import load_demo_config, run_demo
+    from ..fileio import check_output_dir
 
+    check_output_dir(out)
     cfg = load_demo_config(config, [*ctx.args, *(["--semantic", "false"] if no_semantic else [])])
     run_demo(out, cfg)

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import MedgroundError
 from ._apps import app
 
 
@@ -32,15 +33,29 @@ def evaluate(
     ),
     reextract: bool = typer.Option(False, "--reextract", help="vlm-r1 logs: extract boxes again from model_output."),
     max_groups: int = typer.Option(40, "--max-groups", help="Rows printed per breakdown table."),
+    allow_missing: bool = typer.Option(False, "--allow-missing", help="Score a file none of whose ids is in --data (every sample missing) instead of stopping."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Image and mask paths of --data must lie under this folder (symlinks resolved)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """Score grounding predictions: mIoU, Acc@0.3/0.5/0.7, pDice, mask Dice, with bootstrap
-    95% intervals, per category and super-category.  Missing or unparseable predictions
-    count as IoU 0 and are counted in the report."""
+    """Score grounding predictions: mIoU, Acc@0.3/0.5/0.7, pDice and mask Dice.
+
+    With bootstrap 95% intervals, per category and super-category.  Missing or
+    unparseable predictions count as IoU 0 and are counted in the report."""
     from ..evaluate import evaluate as run_evaluation
     from ..evaluate import format_report, write_report
+    from ..fileio import check_output_file
+    from ..progress import set_quiet
 
+    set_quiet(quiet)
+    if json_out is not None:
+        check_output_file(json_out, option="--json", example="report.json")
+    if max_groups < 0:
+        raise MedgroundError(f"--max-groups must be 0 or more, got {max_groups}")
     report = run_evaluation(predictions, data, format=format, iou=iou, frame=frame, image_size=image_size,
-                            bootstrap=bootstrap, seed=seed, reextract=reextract, progress=True)
+                            bootstrap=bootstrap, seed=seed, reextract=reextract, progress=not quiet,
+                            allow_missing=allow_missing, root=root)
+    for warning in report.get("warnings", []):
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(format_report(report, max_group_rows=max_groups))
     if json_out is not None:
         write_report(report, json_out)

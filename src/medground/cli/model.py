@@ -23,8 +23,10 @@ def tiny(
     Set model fields after the options, e.g. --hidden-size 64 --layers 1.
     """
     from ..config import load_config
+    from ..fileio import check_output_dir
     from ..models.tiny import TinyConfig, build_tiny_model
 
     cfg = load_config(TinyConfig, config, ctx.args)
+    check_output_dir(out)
     path = build_tiny_model(out, seed=seed, config=cfg, overwrite=overwrite)
     typer.echo(f"wrote tiny Qwen2.5-VL to {path}")

@@ -8,7 +8,6 @@ from typing import Optional
 
 import typer
 
-from ..errors import MedgroundError
 from ._apps import app
 
 
@@ -21,9 +20,9 @@ def predict(
     template: Optional[str] = typer.Option(None, "--template", help="Prompt template (default: the checkpoint's, else r1)."),
     frame: Optional[str] = typer.Option(None, "--frame", help="Override the coordinate frame (qwen2.5-vl, norm1000, fixed:640...)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", help="Generation length limit."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N samples."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N samples (N >= 1)."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Predict again the ids whose line has an error."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Start again instead of resuming from --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start again instead of resuming from --out (a resume needs the same model, template, frame, --max-new-tokens, segmenter and dataset)."),
     segmenter: Optional[str] = typer.Option(None, "--segmenter", help="Add masks from box/points prompts (e.g. watershed)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:1..."),
     dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16, float16."),
@@ -31,18 +30,22 @@ def predict(
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Override the processor's max_pixels."),
     image: Optional[Path] = typer.Option(None, "--image", help="Single-image mode: the image to ground the query in."),
     query: Optional[str] = typer.Option(None, "--query", help="Single-image mode: the referring expression or question."),
+    root: Optional[Path] = typer.Option(None, "--root", help="Image paths of --data must lie under this folder (symlinks resolved)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Predict boxes (and key points) for a dataset, or for one image with --image/--query."""
     from ..models.policy import load_policy
-    from ..predict import default_overlay_path, predict_image
+    from ..predict import check_options, check_resumable, default_overlay_path, predict_image, read_samples
     from ..predict import predict as run_predict
+    from ..progress import set_quiet
 
-    if (image is None) == (data is None):
-        raise MedgroundError("give either --data DATA.jsonl --out PRED.jsonl, or --image PATH --query TEXT")
-    if image is not None and not query:
-        raise MedgroundError("--image needs --query")
-    if data is not None and out is None:
-        raise MedgroundError("--data needs --out PRED.jsonl")
+    set_quiet(quiet)
+    check_options(data=data, out=out, image=image, query=query, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                  limit=limit, template=template, frame=frame, segmenter=segmenter, min_pixels=min_pixels,
+                  max_pixels=max_pixels, device=device)
+    if data is not None:
+        read_samples(data, root=root)  # a bad dataset fails now, not after the model has loaded
+        check_resumable(model, data, out, template=template, max_new_tokens=max_new_tokens, overwrite=overwrite)
     policy = load_policy(model, frame=frame, template=template, device=device, dtype=dtype,
                          min_pixels=min_pixels, max_pixels=max_pixels)
     if image is not None:
@@ -55,7 +58,9 @@ def predict(
         return
     summary = run_predict(policy, data, out, batch_size=batch_size, template=template,
                           max_new_tokens=max_new_tokens, limit=limit, retry_errors=retry_errors,
-                          overwrite=overwrite, segmenter=segmenter)
+                          overwrite=overwrite, segmenter=segmenter, progress=not quiet, root=root)
+    if summary.warning:
+        typer.echo(f"warning: {summary.warning}", err=True)
     typer.echo(str(summary))
     if summary.failures():
         typer.echo(summary.failures(), err=True)

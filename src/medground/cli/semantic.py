@@ -26,10 +26,12 @@ def fit(
     Set fit fields after the options, e.g. --epochs 12 --batch-size 32 --margin 0.2.
     """
     from ..config import load_config
+    from ..fileio import check_output_dir
     from ..models.semantic_fit import FitConfig
     from ..models.semantic_fit import fit as run_fit
 
     cfg = load_config(FitConfig, config, ctx.args)
+    check_output_dir(out)
     report = run_fit(data, out, val=val, config=cfg, log=typer.echo)
     typer.echo(f"saved encoder to {out}")
     typer.echo(f"held-out crop->text top-1 {report['heldout_top1']:.3f} vs chance {report['heldout_chance']:.3f} "

@@ -40,7 +40,6 @@ from __future__ import annotations
 import io as _io
 import json
 import os
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +51,8 @@ from ..fileio import atomic_json, atomic_path
 from ..geometry import PIXELS, Frame, map_boxes, map_points
 from ..registry import Option, Registry
 from ..templates import R1_QUESTION
-from .schema import Sample, read_jsonl
+from .dataset_dir import Dataset, read_dataset
+from .schema import Sample
 from .trl_dataset import sample_size
 
 RAW_IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -65,28 +65,11 @@ DEFAULT_ABILITY = "medical_grounding"
 EXPORTERS = Registry("export format", hint="see `medground data export list`")
 
 
-def load_dataset_dir(data: str | os.PathLike, splits: Iterable[str] | None = None) -> dict[str, list[Sample]]:
-    """Canonical samples grouped by split, from a folder of ``{split}.jsonl`` or one JSONL file."""
-    p = Path(data)
-    if p.is_dir():
-        files = sorted(f for f in p.glob("*.jsonl"))
-        if not files:
-            raise MedgroundError(f"{data}: no .jsonl files (a converted dataset folder has {{split}}.jsonl)")
-    elif p.is_file():
-        files = [p]
-    else:
-        raise MedgroundError(f"{data}: dataset not found")
-    out: dict[str, list[Sample]] = defaultdict(list)
-    for f in files:
-        for s in read_jsonl(f):
-            out[s.split or f.stem].append(s)
-    if splits:
-        wanted = list(splits)
-        unknown = [s for s in wanted if s not in out]
-        if unknown:
-            raise MedgroundError(f"{data}: no split(s) {', '.join(unknown)}; found {', '.join(sorted(out))}")
-        out = {s: out[s] for s in wanted}
-    return dict(out)
+def load_dataset_dir(data: str | os.PathLike, splits: Iterable[str] | None = None, *,
+                     root: str | os.PathLike | None = None) -> dict[str, list[Sample]]:
+    """Canonical samples grouped by split, from a dataset folder or one JSONL file, each
+    sample once (:func:`medground.data.dataset_dir.read_dataset` says which files count)."""
+    return read_dataset(data, splits, root=root).by_split
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -225,7 +208,8 @@ def export_verl(
     """Write ``out/{split}.parquet`` for every split (atomically, in row batches)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from tqdm.auto import tqdm
+
+    from ..progress import progress as progress_bar
 
     Frame.parse(frame)  # fail early on a bad frame
     outd = Path(out)
@@ -238,8 +222,8 @@ def export_verl(
             writer = pq.ParquetWriter(tmp, schema)
             try:
                 rows = []
-                for i, s in enumerate(tqdm(samples, desc=f"verl {split}", disable=not progress or None,
-                                           unit="sample")):
+                for i, s in enumerate(progress_bar(samples, desc=f"verl {split}", enabled=progress,
+                                                   unit="sample")):
                     rows.append(verl_row(s, i, frame=frame, template=template, ability=ability,
                                          embed_images=embed_images))
                     if len(rows) >= batch_rows:
@@ -336,6 +320,8 @@ class ExportResult:
     counts: dict[str, int]
     files: dict[str, Path] = field(default_factory=dict)
     unit: str = "rows"
+    #: what was read (:meth:`medground.data.dataset_dir.Dataset.describe`)
+    read: str = ""
 
     def summary(self) -> str:
         """What ``medground data export`` prints."""
@@ -389,21 +375,27 @@ def _r1_json(by_split, out, *, source, progress, image_root=None, **options) -> 
     return ExportResult("r1-json", Path(out), {split: len(by_split[split]) for split in files}, files, "records")
 
 
-def export(format: str, data: str | os.PathLike, out: str | os.PathLike, *, splits: Iterable[str] | None = None,
-           progress: bool = True, **options) -> ExportResult:
-    """Export the converted dataset ``data`` (a folder of ``{split}.jsonl`` or one JSONL
-    file) as ``format`` (a name in :data:`EXPORTERS`) into ``out``.
+def export(format: str, data: str | os.PathLike | Dataset, out: str | os.PathLike, *,
+           splits: Iterable[str] | None = None, progress: bool = True, root: str | os.PathLike | None = None,
+           **options) -> ExportResult:
+    """Export the converted dataset ``data`` (a dataset folder, one JSONL file, or a
+    :class:`~medground.data.dataset_dir.Dataset` already read) as ``format`` (a name in
+    :data:`EXPORTERS`) into ``out``.
 
-    ``splits`` keeps only those splits; ``options`` are the format's own (``frame``,
-    ``template``...: ``medground data export list``); those not given (or None) take the
-    format's defaults.  An unknown format or an option the format does not take raises
-    :class:`MedgroundError`."""
+    ``splits`` keeps only those splits; ``root`` confines image and mask paths;
+    ``options`` are the format's own (``frame``, ``template``...: ``medground data export
+    list``); those not given (or None) take the format's defaults.  An unknown format or
+    an option the format does not take raises :class:`MedgroundError`."""
     entry = EXPORTERS.entry(format)
     options = {key: value for key, value in options.items() if value is not None}
     entry.check_options(options, EXPORTERS.kind)
-    by_split = load_dataset_dir(data, splits)
+    dataset = data if isinstance(data, Dataset) else read_dataset(data, root=root)
+    if splits:
+        dataset = dataset.select(splits)
     settings = {key: opt.default for key, opt in entry.options.items()} | options
-    return entry.load()(by_split, out, source=Path(data), progress=progress, **settings)
+    result = entry.load()(dataset.by_split, out, source=dataset.source, progress=progress, **settings)
+    result.read = dataset.describe()
+    return result
 
 
 __all__ = [

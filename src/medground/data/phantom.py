@@ -1,7 +1,8 @@
 """Synthetic chest-radiograph phantoms with grounded findings.
 
 :func:`generate_phantom_dataset` writes a canonical medground dataset (``images/``,
-``masks/``, ``train.jsonl``, ``val.jsonl``, ``test.jsonl``, ``all.jsonl``) of
+``masks/``, ``train.jsonl``, ``val.jsonl``, ``test.jsonl``, the manifest ``dataset.json``
+naming those three, and ``all.jsonl``, their union, for convenience) of
 frontal chest-radiograph-like images: thorax, two lung fields with faint markings,
 mediastinum and spine, heart, ribs, a little blur and noise.  Each image carries two
 to four findings from six categories; every finding is the target of one sample
@@ -39,6 +40,7 @@ from scipy import ndimage
 
 from ..errors import MedgroundError
 from ..fileio import atomic_json
+from .dataset_dir import write_dataset
 from .masks import mask_box, save_mask_png, save_png
 from .schema import Sample, write_jsonl
 
@@ -566,20 +568,21 @@ def generate_phantom_dataset(
         raise MedgroundError(f"val/test fractions must be in [0, 1) and sum below 1, got {val_frac}, {test_frac}")
     if not 0 <= implicit_frac <= 1:
         raise MedgroundError(f"--implicit-frac must be in [0, 1], got {implicit_frac}")
-    from tqdm.auto import tqdm
+    if size < 64:
+        raise MedgroundError(f"--size must be at least 64 (pixels), got {size}")
+    from ..progress import progress as progress_bar
 
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     splits = _split_of(n, seed, val_frac, test_frac)
     by_split: dict[str, list[Sample]] = {s: [] for s in SPLITS}
-    for i in tqdm(range(n), desc="phantom", unit="img", disable=not progress):
+    for i in progress_bar(range(n), desc="phantom", unit="img", enabled=progress):
         ph, items = phantom_samples(seed, i, size, splits[i], implicit_frac)
         save_png(ph.image, root / items[0][0].image)
         for s, mask in items:
             save_mask_png(mask, root / s.mask)
             by_split[s.split].append(s)
-    for split in SPLITS:
-        write_jsonl(_absolute(by_split[split], root), root / f"{split}.jsonl")
+    write_dataset({split: _absolute(by_split[split], root) for split in SPLITS}, root)
     write_jsonl(_absolute([s for sp in SPLITS for s in by_split[sp]], root), root / "all.jsonl")
     info = {"generator": "medground.phantom", "seed": seed, "n_images": n, "size": size,
             "val_frac": val_frac, "test_frac": test_frac, "implicit_frac": implicit_frac,

@@ -1,9 +1,10 @@
 """A small *real* test set built from images that installed packages ship.
 
-No download: every image comes from a Python package already installed with
-medground's dev extras, and every reference mask is derived from it by a fixed,
-documented rule (below), so ``scripts/build_realset.py`` rebuilds byte-identical
-files on any machine.
+No download: every image comes from a Python package already installed — pydicom and
+scikit-image with medground itself, nilearn with its ``realset`` extra
+(``pip install -e ".[realset]"``; the ``dev`` extra has it too) — and every reference
+mask is derived from it by a fixed, documented rule (below), so
+``scripts/build_realset.py`` rebuilds byte-identical files on any machine.
 
 Sources and rules (``largest`` = largest 8-connected component; ``fill`` = holes filled):
 
@@ -40,6 +41,7 @@ of :func:`medground.data.phantom.principal_axis_points`.
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,6 +203,10 @@ def _target_sample(scene: Scene, t: Target, image_rel: str, mask_rel: str) -> Sa
     )
 
 
+#: source -> modules it needs beyond the base install (the ``realset`` extra installs them)
+SOURCE_NEEDS = {"mni152": ("nilearn",)}
+
+
 def build_realset(out_dir, sources=SOURCES, min_area: int = 20) -> Path:
     """Write ``images/``, ``masks/`` and ``realset.jsonl`` under ``out_dir``; returns the
     JSONL path.  Deterministic: the same packages give the same files."""
@@ -208,6 +214,11 @@ def build_realset(out_dir, sources=SOURCES, min_area: int = 20) -> Path:
     unknown = [s for s in sources if s not in SOURCE_BUILDERS]
     if unknown:
         raise MedgroundError(f"unknown real-set source(s) {unknown}; choose from {', '.join(SOURCES)}")
+    missing = [f"{source} needs {module}" for source in sources for module in SOURCE_NEEDS.get(source, ())
+               if importlib.util.find_spec(module) is None]
+    if missing:
+        raise MedgroundError(f"real set: {'; '.join(missing)} — install it with pip install -e '.[realset]' "
+                             f"(or pip install 'medground[realset]'), or leave the source out with --sources")
     samples = []
     for source in sources:
         for scene in SOURCE_BUILDERS[source]():

@@ -112,6 +112,8 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, str 
     p = Path(path)
     if not p.exists():
         raise MedgroundError(f"{path}: file not found")
+    if p.is_dir():
+        raise MedgroundError(f"{path}: is a folder, not a JSONL file")
     with p.open("r", encoding="utf-8", errors="replace") as fh:
         for n, raw in enumerate(fh, 1):
             if not raw.strip():
@@ -122,20 +124,32 @@ def iter_jsonl(path: str | os.PathLike) -> Iterator[tuple[int, dict | None, str 
                 yield n, None, f"invalid JSON ({exc.msg} at column {exc.pos + 1})"
 
 
-def read_jsonl(path: str | os.PathLike, *, resolve_paths: bool = True) -> list[Sample]:
+def read_jsonl(path: str | os.PathLike, *, resolve_paths: bool = True, root: str | os.PathLike | None = None
+               ) -> list[Sample]:
     """Read a canonical dataset; the first bad line raises :class:`MedgroundError`
-    naming the file, line and id."""
-    root = Path(path).resolve().parent
-    samples = []
+    naming the file, line and id.  With ``root``, an image or mask path that resolves
+    (symlinks followed) outside that folder is such an error too
+    (:func:`medground.data.roots.confine`)."""
+    return [s for _, s in iter_samples(path, resolve_paths=resolve_paths, root=root)]
+
+
+def iter_samples(path: str | os.PathLike, *, resolve_paths: bool = True, root: str | os.PathLike | None = None
+                 ) -> Iterator[tuple[int, Sample]]:
+    """``(line_number, sample)`` for each sample of a canonical dataset, as
+    :func:`read_jsonl` reads them."""
+    folder = Path(path).resolve().parent
     for n, obj, err in iter_jsonl(path):
         if err:
             raise MedgroundError(f"{where(path, n)}: {err}")
         s = Sample.from_dict(obj, source=path, line=n)
         if resolve_paths:
-            s.image = resolve(s.image, root)
-            s.mask = resolve(s.mask, root)
-        samples.append(s)
-    return samples
+            s.image = resolve(s.image, folder)
+            s.mask = resolve(s.mask, folder)
+        if root is not None:
+            from .roots import confine_sample
+
+            confine_sample(s, root, folder=folder, where=where(path, n, s.id))
+        yield n, s
 
 
 def _relative(path: str | None, root: Path) -> str | None:

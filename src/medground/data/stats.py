@@ -62,11 +62,15 @@ def _quantiles(values) -> dict[str, float] | None:
             "max": float(q[4]), "mean": float(v.mean())}
 
 
-def compute_stats(data: str | os.PathLike) -> dict:
-    """Statistics of a converted dataset (see the module docstring)."""
-    from .export import load_dataset_dir
+def compute_stats(data, *, root: str | os.PathLike | None = None) -> dict:
+    """Statistics of a converted dataset — a dataset folder, one JSONL file or a
+    :class:`~medground.data.dataset_dir.Dataset` already read (see the module docstring);
+    ``read`` says which files were read (each sample once)."""
+    from .dataset_dir import Dataset, read_dataset
 
-    by_split = load_dataset_dir(data)
+    dataset = data if isinstance(data, Dataset) else read_dataset(data, root=root)
+    data = dataset.source
+    by_split = dataset.by_split
     samples = [s for ss in by_split.values() for s in ss]
     splits = {sp: len(ss) for sp, ss in sorted(by_split.items())}
     split_cat = {sp: dict(sorted(Counter(s.category or "(none)" for s in ss).items())) for sp, ss in sorted(by_split.items())}
@@ -87,13 +91,15 @@ def compute_stats(data: str | os.PathLike) -> dict:
             all_arr[k].extend(arr[k])
     overall = {"samples": len(samples), "boxes": len(all_arr["width"]),
                **{k: _quantiles(all_arr[k]) for k in ("size", "aspect", "width", "height")}}
-    return {"data": str(data), "splits": splits, "split_categories": split_cat, "categories": cats,
-            "overall": overall, "_raw": per_cat}
+    return {"data": str(data), "read": dataset.describe(), "splits": splits, "split_categories": split_cat,
+            "categories": cats, "overall": overall, "_raw": per_cat}
 
 
 def format_table(stats: dict) -> str:
     """Plain-text report: split counts, then one line per category."""
     lines = [f"dataset {stats['data']}: {stats['overall']['samples']} samples, {stats['overall']['boxes']} boxes"]
+    if stats.get("read"):
+        lines.append(stats["read"])
     lines.append("splits: " + ", ".join(f"{k} {v}" for k, v in stats["splits"].items()))
     head = f"{'category':<28} {'samples':>7} {'boxes':>6}  {'size med [q25-q75]':>22}  {'aspect med [q25-q75]':>22}  {'w px med':>8} {'h px med':>8}"
     lines += ["", head, "-" * len(head)]
@@ -123,6 +129,8 @@ def plot_stats(stats: dict, out: str | os.PathLike | None = None, *, top: int = 
     """Histograms of relative box size and log2 aspect per category (the ``top`` largest
     categories, the rest pooled as "other") written to ``out`` (PNG; default
     :func:`default_plot_path` of the dataset)."""
+    if top < 0:
+        raise MedgroundError(f"--top must be 0 or more, got {top}")
     import matplotlib
 
     matplotlib.use("Agg", force=True)

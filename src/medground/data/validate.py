@@ -52,6 +52,8 @@ class ValidationResult:
         return len({(p.line, p.sample_id) for p in self.problems})
 
     def summary(self) -> str:
+        if self.n_samples == 0:
+            return f"{self.path}: no samples (the file has no non-blank line)"
         if self.ok:
             return f"{self.path}: OK, {self.n_samples} samples, no problems"
         return (
@@ -59,25 +61,30 @@ class ValidationResult:
         )
 
 
-def validate_file(path, *, on_problem: Callable[[Problem], None] | None = None) -> ValidationResult:
+def validate_file(path, *, on_problem: Callable[[Problem], None] | None = None, root=None) -> ValidationResult:
     """Check every line of a dataset JSONL; ``on_problem`` sees each problem as it is found.
+    With ``root``, an image or mask path outside that folder (symlinks resolved) is a
+    problem, and the file is not opened.
 
     A missing file raises :class:`MedgroundError` (nothing could be checked).
     """
     result = ValidationResult(path=str(path))
-    for problem in iter_problems(path, result):
+    for problem in iter_problems(path, result, root=root):
         result.problems.append(problem)
         if on_problem is not None:
             on_problem(problem)
     return result
 
 
-def iter_problems(path, result: ValidationResult | None = None) -> Iterator[Problem]:
-    """Yield the problems of a dataset file in line order (see the module docstring)."""
+def iter_problems(path, result: ValidationResult | None = None, *, root=None) -> Iterator[Problem]:
+    """Yield the problems of a dataset file in line order (see the module docstring);
+    ``root`` as in :func:`validate_file`."""
     p = Path(path)
+    if p.is_dir():
+        raise MedgroundError(f"{path}: is a folder, not a JSONL file")
     if not p.is_file():
         raise MedgroundError(f"{path}: file not found")
-    root = p.resolve().parent
+    folder = p.resolve().parent
     first_line: dict[str, int] = {}
     images = _ImageCache()
     n = 0
@@ -96,7 +103,7 @@ def iter_problems(path, result: ValidationResult | None = None) -> Iterator[Prob
             yield Problem(line, sid, f"duplicate id (first at line {first_line[sid]})")
         else:
             first_line[sid] = line
-        for message in check_sample(sample, root=root, images=images):
+        for message in check_sample(sample, root=folder, images=images, data_root=root):
             yield Problem(line, sid, message)
     if result is not None:
         result.n_samples = n
@@ -104,13 +111,19 @@ def iter_problems(path, result: ValidationResult | None = None) -> Iterator[Prob
         yield Problem(None, None, "no samples in the file")
 
 
-def check_sample(sample: Sample, *, root=None, images: _ImageCache | None = None) -> list[str]:
-    """Problems of one parsed sample (paths relative to ``root``), as messages."""
+def check_sample(sample: Sample, *, root=None, images: _ImageCache | None = None, data_root=None) -> list[str]:
+    """Problems of one parsed sample (paths relative to ``root``), as messages; with
+    ``data_root``, an image or mask outside it is a problem and is not opened."""
     images = images or _ImageCache()
     problems = []
     if not sample.query.strip():
         problems.append("query is blank")
-    size, image_error = images.size(resolve(sample.image, root), shown=sample.image)
+    outside = _outside(sample, root, data_root)
+    problems += outside.values()
+    if "image" in outside:
+        size, image_error = None, None
+    else:
+        size, image_error = images.size(resolve(sample.image, root), shown=sample.image)
     if image_error:
         problems.append(image_error)
     if size and sample.width and sample.height and (sample.width, sample.height) != size:
@@ -122,9 +135,26 @@ def check_sample(sample: Sample, *, root=None, images: _ImageCache | None = None
         problems.extend(box_problems(box, bounds, k))
     if sample.points is not None:
         problems.extend(point_problems(sample.points, bounds))
-    if sample.mask:
+    if sample.mask and "mask" not in outside:
         problems.extend(mask_problems(resolve(sample.mask, root), bounds, shown=sample.mask))
     return problems
+
+
+def _outside(sample: Sample, folder, data_root) -> dict[str, str]:
+    """``{"image" | "mask": message}`` for the paths of ``sample`` outside ``data_root``."""
+    if data_root is None:
+        return {}
+    from .roots import confine
+
+    out = {}
+    for what in ("image", "mask"):
+        path = getattr(sample, what)
+        if isinstance(path, str) and path:
+            try:
+                confine(path, data_root, what=what, folder=folder if folder is not None else data_root)
+            except MedgroundError as exc:
+                out[what] = str(exc)
+    return out
 
 
 # --------------------------------------------------------------------------- pure checks

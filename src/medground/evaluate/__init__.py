@@ -11,8 +11,10 @@ The report is a plain dict (JSON-serialisable): ``n``, ``n_missing``, ``n_error`
 ``dice`` / ``mask_iou`` when they apply, ``ci`` (metric -> [lo, hi], bootstrap 95 %),
 ``per_category`` and ``per_supercategory`` (the same for each group), ``format``,
 ``iou_variant``, ``iou_source``, ``n_extra`` / ``extra_ids`` (predictions for ids absent
-from the dataset), ``source`` (what the file says about itself) and ``bootstrap``.
-See ``docs/evaluation.md`` for every rule.
+from the dataset), ``source`` (what the file says about itself), ``bootstrap`` and
+``warnings`` (an empty prediction file or dataset: what the user must hear about).
+A prediction file none of whose ids is in the dataset is an error (the wrong
+``--data``?) unless ``allow_missing=True``.  See ``docs/evaluation.md`` for every rule.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def evaluate(
     reextract: bool = False,
     per_sample: bool = False,
     progress: bool = False,
+    allow_missing: bool = False,
+    root=None,
 ) -> dict:
     """Score a prediction file; returns the report dict.
 
@@ -74,7 +78,10 @@ def evaluate(
     * ``bootstrap``: resamples for the 95 % intervals (0 turns them off), seeded by ``seed``.
     * ``reextract``: ``vlm-r1`` logs: extract the box again from ``model_output`` instead of
       using the stored ``extracted_answer``.
-    * ``per_sample``: include the per-sample rows; ``progress``: show a progress bar (terminal).
+    * ``per_sample``: include the per-sample rows; ``progress``: show progress.
+    * ``allow_missing``: score a file none of whose ids is in the dataset (every sample
+      missing) instead of raising :class:`MedgroundError`.
+    * ``root``: the dataset's image and mask paths must lie under this folder.
     """
     if iou not in IOU_VARIANTS:
         raise MedgroundError(f"unknown IoU variant {iou!r}; choose one of {', '.join(IOU_VARIANTS)}")
@@ -91,7 +98,8 @@ def evaluate(
         raise MedgroundError(f"--image-size applies to {embedded} logs only, not to format {fmt!r}")
     if frame and truth == "stored" and data is None:
         raise MedgroundError(f"--frame with a {fmt} file needs --data (the stored scores cannot be re-mapped)")
-    samples = _samples(data)
+    samples = _samples(data, root)
+    warnings = _check_join(records, samples, truth, predictions, data, allow_missing=allow_missing)
     if not isinstance(predictions, (str, os.PathLike)):
         predictions = "<predictions>"
     if data is not None and not isinstance(data, (str, os.PathLike)):
@@ -124,17 +132,42 @@ def evaluate(
     report["extra_ids"] = extra[:MAX_EXTRA_IDS]
     report["bootstrap"] = {"resamples": bootstrap, "seed": seed, "level": 95}
     report["source"] = source
+    report["warnings"] = warnings
     if per_sample:
         report["per_sample"] = rows
     return report
 
 
-def _samples(data) -> list[Sample] | None:
+def _check_join(records, samples, truth: str, predictions, data, *, allow_missing: bool) -> list[str]:
+    """Warnings about empty inputs; :class:`MedgroundError` when every prediction id misses
+    the dataset (unless ``allow_missing``)."""
+    pred_name = predictions if isinstance(predictions, (str, os.PathLike)) else "<predictions>"
+    data_name = data if isinstance(data, (str, os.PathLike)) else "<dataset>"
+    warnings = []
+    if samples is not None and not samples:
+        warnings.append(f"the dataset {data_name} has no samples: nothing is scored")
+    if not records:
+        n = len(samples) if samples is not None and truth != "embedded" else 0
+        warnings.append(f"{pred_name} holds no predictions" + (f": all {n} samples count as missing (IoU 0)" if n
+                                                                    else ": nothing is scored"))
+        return warnings
+    if samples and truth != "embedded":
+        known = {s.id for s in samples}
+        if not any(r.id in known for r in records):
+            message = (f"none of the {len(records)} prediction ids of {pred_name} is in {data_name} (e.g. "
+                       f"{records[0].id!r}; the dataset has ids like {samples[0].id!r})")
+            if not allow_missing:
+                raise MedgroundError(f"{message}: wrong --data? Pass --allow-missing to score every sample as missing")
+            warnings.append(f"{message}: every sample counts as missing (IoU 0)")
+    return warnings
+
+
+def _samples(data, root=None) -> list[Sample] | None:
     """A dataset path (JSONL) or an in-memory list of :class:`Sample` / dicts."""
     if data is None:
         return None
     if isinstance(data, (str, os.PathLike)):
-        return read_jsonl(data)
+        return read_jsonl(data, root=root)
     return [
         s if isinstance(s, Sample) else Sample.from_dict(s, source="<dataset>", line=k + 1) for k, s in enumerate(data)
     ]

@@ -379,6 +379,8 @@ def _object_id(obj, source, line: int) -> str:
 
 def _read_text(path) -> str:
     p = Path(path)
+    if p.is_dir():
+        raise MedgroundError(f"{path}: is a folder, not a prediction file")
     if not p.is_file():
         raise MedgroundError(f"{path}: file not found")
     return p.read_text(encoding="utf-8", errors="replace")

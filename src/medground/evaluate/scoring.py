@@ -16,7 +16,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..data.masks import load_mask
 from ..data.schema import Sample
@@ -24,6 +23,7 @@ from ..errors import MedgroundError, where
 from ..geometry import PIXELS, Frame, map_boxes, map_points
 from ..metrics import box_iou, disc_dice, mask_dice, mask_iou
 from ..parsing import parse_completion
+from ..progress import progress as progress_bar
 from .readers import PredRecord
 
 
@@ -172,7 +172,7 @@ def score_pairs(pairs, *, variant: str, pred_path, data_path, progress: bool = F
             rows[k]["pdice"] = float(v)
     with_masks = [(k, rec, s) for k, (rec, s) in enumerate(pairs) if s.mask and rec is not None and rec.status == "ok"]
     with_masks = [(k, rec, s) for k, rec, s in with_masks if rec.mask is not None]
-    for k, rec, s in tqdm(with_masks, desc="masks", unit="sample", leave=False, disable=None if progress else True):
+    for k, rec, s in progress_bar(with_masks, desc="masks", unit="sample", leave=False, enabled=progress):
         rows[k]["dice"], rows[k]["mask_iou"] = _mask_scores(rec, s, pred_path=pred_path, data_path=data_path)
     return rows
 

@@ -174,11 +174,11 @@ def load_pairs(path: str | os.PathLike, *, context: float = 0.5, progress: bool 
     """(first ground-truth box, query) pairs of a canonical dataset; each image is
     read once and cut to the box widened by ``context`` of its size (enough room for
     the margin and jitter used in training).  Samples without a box are skipped."""
-    from tqdm import tqdm
+    from ..progress import progress as progress_bar
 
     samples = read_jsonl(path)
     pairs = []
-    for s in tqdm(samples, desc=f"reading {Path(path).name}", disable=not progress):
+    for s in progress_bar(samples, desc=f"reading {Path(path).name}", enabled=progress):
         if not s.boxes:
             continue
         try:
@@ -271,8 +271,7 @@ def fit(
     """Train the dual encoder on ``train`` and save it to ``out``; returns the report
     (also written to ``out/fit_report.json``).  Held-out pairs come from ``val`` or,
     without it, from a ``val_fraction`` split of ``train``."""
-    from tqdm import tqdm
-
+    from ..progress import progress as progress_bar
     from .encoders import HFEncoder
 
     cfg = config or FitConfig()
@@ -340,7 +339,8 @@ def fit(
     for epoch in range(start, cfg.epochs):
         order = rng.permutation(len(train_pairs))
         losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+        bar = progress_bar(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", enabled=progress,
+                           leave=False)
         for b in bar:
             batch = [train_pairs[i] for i in order[b * cfg.batch_size : (b + 1) * cfg.batch_size]]
             if len(batch) < 2:

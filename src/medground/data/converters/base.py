@@ -32,7 +32,6 @@ medground.errors.MedgroundError: unknown converter 'mscxrr'; did you mean mscxr?
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
@@ -46,7 +45,8 @@ from ...errors import MedgroundError, where
 from ...fileio import atomic_json
 from ...geometry import PIXELS, Frame, map_boxes
 from ...registry import Entry, Option, Registry
-from ..schema import Sample, write_jsonl
+from ..dataset_dir import write_dataset
+from ..schema import Sample
 
 #: name -> converter entry; filled by :func:`register` when the converter modules are imported
 #: (``medground.data.converters`` imports every module of the package).
@@ -264,10 +264,9 @@ class Context:
     def progress(self, iterable, total: int | None = None, desc: str | None = None):
         if not self.show_progress:
             return iterable
-        from tqdm.auto import tqdm
+        from ...progress import progress
 
-        return tqdm(iterable, total=total, desc=desc or f"convert {self.entry.name}", unit="row",
-                    disable=None, file=sys.stderr)
+        return progress(iterable, total=total, desc=desc or f"convert {self.entry.name}", unit="row")
 
     def option(self, key: str):
         return self.options[key]
@@ -447,8 +446,7 @@ def run(
             rep.frames[str(s.meta["box_frame"])] += 1
         if limit is not None and sum(rep.counts.values()) >= limit:
             break
-    for sp, samples in sorted(by_split.items()):
-        write_jsonl(samples, outp / f"{sp}.jsonl")
+    write_dataset(by_split, outp)
     finalize = getattr(convert, "finalize", None)
     if finalize is not None:  # converter-specific extra outputs (e.g. medrpg's MedGround-R1 JSON)
         finalize(ctx, by_split)
