@@ -34,6 +34,7 @@ def predict(
 ) -> None:
     """Predict boxes (and key points) for a dataset, or for one image with --image/--query."""
     from ..models.policy import load_policy
+    from ..models.source import resolve_model_source
     from ..predict import default_overlay_path, predict_image
     from ..predict import predict as run_predict
 
@@ -43,6 +44,7 @@ def predict(
         raise MedgroundError("--image needs --query")
     if data is not None and out is None:
         raise MedgroundError("--data needs --out PRED.jsonl")
+    typer.echo(resolve_model_source(model).describe(), err=True)
     policy = load_policy(model, frame=frame, template=template, device=device, dtype=dtype,
                          min_pixels=min_pixels, max_pixels=max_pixels)
     if image is not None:
