@@ -38,6 +38,7 @@ from pathlib import Path
 import yaml
 
 from ..config import to_dict
+from ..config.compare import differences
 from ..errors import MedgroundError
 from ..models.checkpoints import checkpoint_problems, checkpoint_step, latest_complete_checkpoint
 
@@ -168,22 +169,8 @@ def _differences_from_saved(saved: Path, cfg) -> list[str]:
 # --------------------------------------------------------------------------- pure helpers
 
 
-def flatten(config: dict) -> dict:
-    """A run config's sections flattened one level: ``{"train": {"seed": 0}}`` ->
-    ``{"train.seed": 0}``; a mapping field (``train.trl``) and the reward list stay whole."""
-    out = {}
-    for section, fields in config.items():
-        if isinstance(fields, dict):
-            out.update({f"{section}.{k}": v for k, v in fields.items()})
-        else:
-            out[section] = fields
-    return out
-
-
-def _same_path(a, b) -> bool:
-    if a == b:
-        return True
-    if not a or not b:
+def _same_path(key: str, a, b) -> bool:
+    if key not in PATH_KEYS or not a or not b:
         return False
     try:
         return os.path.samefile(a, b)
@@ -193,24 +180,7 @@ def _same_path(a, b) -> bool:
 
 def config_differences(saved: dict, current: dict) -> list[str]:
     """``"key: old -> new"`` for every setting that differs between two run configs
-    (:data:`RERUN_KEYS` ignored, :data:`PATH_KEYS` compared as files; a key only one
-    side has — a field added or removed by another medground version — is ignored)."""
-    a, b = flatten(saved), flatten(current)
-    out = []
-    for key in a.keys() & b.keys():
-        if any(key == k or (k.endswith(".") and key.startswith(k)) for k in RERUN_KEYS):
-            continue
-        if key in PATH_KEYS and _same_path(a[key], b[key]):
-            continue
-        if a[key] != b[key] and not _same_number(a[key], b[key]):
-            out.append(f"{key}: {_show(a[key])} -> {_show(b[key])}")
-    return sorted(out)
-
-
-def _same_number(x, y) -> bool:
-    return isinstance(x, (int, float)) and isinstance(y, (int, float)) and not isinstance(x, bool) \
-        and not isinstance(y, bool) and float(x) == float(y)
-
-
-def _show(v) -> str:
-    return json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list, str)) else str(v)
+    (sections compared field by field; :data:`RERUN_KEYS` ignored, :data:`PATH_KEYS`
+    compared as files; a key only one side has — a field added or removed by another
+    medground version — is ignored)."""
+    return differences(saved, current, depth=1, ignore=RERUN_KEYS, one_sided=False, same=_same_path)
