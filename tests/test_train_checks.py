@@ -186,3 +186,19 @@ def test_config_differences_ignore_what_does_not_change_training_and_compare_pat
 def test_resume_line_reads_the_total_from_the_trainer_state(tmp_path):
     _checkpoint(tmp_path / "checkpoint-40", 40, max_steps=100)
     assert resume_line(tmp_path / "checkpoint-40") == "resuming from checkpoint-40 (step 40 of 100)"
+
+
+def test_a_truncated_model_to_train_is_one_line_naming_the_file(tmp_path, tiny, capsys):
+    import shutil
+
+    cut = tmp_path / "cut"
+    shutil.copytree(tiny, cut)
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:4096])
+    data = _dataset(tmp_path / "d", GOOD)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "sft", "--model.path", str(cut), "--data.train", data,
+              "--train.output_dir", str(tmp_path / "run"), *RUN])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: {weights}: truncated") and "Traceback" not in "\n".join(err)

@@ -55,8 +55,10 @@ NEVER = ("never", "no", "false", "none", "")
 
 
 def say(message: str) -> None:
-    """A line for the user on stderr (what a run decided and why)."""
-    print(f"[train {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    """A line for the user on stderr (what a run decided and why); in a distributed run,
+    from the main process only."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"[train {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
