@@ -100,6 +100,16 @@ def test_short_demo_end_to_end_and_resume(tmp_path, capsys):
     assert (out / "predictions_grpo.jsonl").stat().st_mtime_ns != before
     assert (out / "predictions_sft.jsonl").exists()
 
+    # other GRPO settings: GRPO is trained again (not the old model reported), SFT reused; both times reported
+    changed = run_demo(out, load_demo_config(None, [*SHORT, "--grpo.train.max_steps", "3"]))
+    assert (out / "sft" / "final" / "model.safetensors").stat().st_mtime == sft_mtime
+    assert json.loads((out / "grpo" / "trainer_state.json").read_text())["global_step"] == 3
+    assert changed["config"]["grpo"]["train"]["max_steps"] == 3
+    assert changed["stages"]["sft"]["reused"] and not changed["stages"]["grpo"]["reused"]
+    assert not changed["stages"]["evaluate_grpo"]["reused"] and changed["stages"]["evaluate_sft"]["reused"]
+    assert changed["seconds_total"] > changed["seconds"] > 0
+    assert "for the whole run" in (out / "report.md").read_text()
+
 
 def test_demo_bad_override_is_one_clear_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -116,32 +126,22 @@ def test_demo_recipe_is_the_shipped_config():
     assert "format" in names and "iou" in names
 
 
-def _stages(cfg, monkeypatch) -> dict:
+def _stages(cfg) -> dict:
     """The configs each stage would train with (nothing is built or trained)."""
     import medground.demo as demo
-    import medground.models.semantic_fit as semantic_fit
-    import medground.models.tiny as tiny
-    import medground.train as train
     from medground.config import to_dict
 
-    got = {}
-    monkeypatch.setattr(tiny, "build_tiny_model", lambda path, seed, config: got.setdefault("tiny", [
-        seed, dataclasses.asdict(config)]))
-    monkeypatch.setattr(semantic_fit, "fit", lambda data, path, val, config, progress: got.setdefault(
-        "fit", dataclasses.asdict(config)))
-    monkeypatch.setattr(train, "run_sft", lambda c: got.setdefault("sft", to_dict(c)))
-    monkeypatch.setattr(demo, "sft_train_file", lambda c, data: Path(data) / "train_sft.jsonl")
-    out = Path("/nonexistent/demo")
-    demo.make_model(cfg, out)
-    demo.make_encoder(dataclasses.replace(cfg, semantic=True), out, Path("/d"))
-    demo.run_sft_stage(cfg, Path("/o"), Path("/m"), Path("/d"))
+    got = {"tiny": [cfg.seed, dataclasses.asdict(demo.tiny_config(cfg))]}
+    got["fit"] = dataclasses.asdict(demo.fit_config(dataclasses.replace(cfg, semantic=True)))
+    train_file = Path("/d/train_sft.jsonl") if cfg.sft_tasks else None
+    got["sft"] = to_dict(demo.sft_run_config(cfg, Path("/o/sft"), Path("/m"), Path("/d"), train_file))
     got["grpo"] = to_dict(demo.grpo_run_config(cfg, Path("/o/grpo"), Path("/o/sft/final"), Path("/d"),
                                                Path("/o/encoder")))
     got["grpo_nosem"] = to_dict(demo.grpo_run_config(cfg, Path("/o/grpo"), Path("/o/sft/final"), Path("/d"), None))
     return json.loads(json.dumps(got))
 
 
-def test_recipe_and_defaults_resolve_to_the_values_before_the_one_loader(monkeypatch):
+def test_recipe_and_defaults_resolve_to_the_values_before_the_one_loader():
     """configs/demo_cpu.yaml and the bare DemoConfig() give the same run as before the
     loader change: the same demo fields and the same model, encoder, SFT and GRPO configs."""
     from medground.demo import DemoConfig
@@ -149,15 +149,15 @@ def test_recipe_and_defaults_resolve_to_the_values_before_the_one_loader(monkeyp
     before = json.loads((Path(__file__).parent / "data" / "demo_config_resolved.json").read_text())
     recipe = load_demo_config()
     assert json.loads(json.dumps(dataclasses.asdict(recipe))) == before["recipe"]
-    assert _stages(recipe, monkeypatch) == before["recipe_stages"]
+    assert _stages(recipe) == before["recipe_stages"]
     assert json.loads(json.dumps(dataclasses.asdict(DemoConfig()))) == before["defaults"]
-    assert _stages(DemoConfig(), monkeypatch) == before["defaults_stages"]
+    assert _stages(DemoConfig()) == before["defaults_stages"]
 
 
-def test_recipe_overrides_reach_the_stage_configs(monkeypatch):
+def test_recipe_overrides_reach_the_stage_configs():
     cfg = load_demo_config(None, ["--grpo.train.max_steps", "50", "--sft.max_steps", "7", "--tiny.layers", "1",
                                   "--semantic_fit.epochs", "2", "--grpo.num_generations", "4"])
-    stages = _stages(cfg, monkeypatch)
+    stages = _stages(cfg)
     assert stages["grpo"]["train"]["max_steps"] == 50 and stages["grpo"]["grpo"]["num_generations"] == 4
     assert stages["sft"]["train"]["max_steps"] == 7
     assert stages["tiny"][1]["num_hidden_layers"] == 1 and stages["fit"]["epochs"] == 2
@@ -187,3 +187,118 @@ def test_bad_value_in_a_recipe_file_names_its_line(tmp_path):
     recipe.write_text("images: 20\ngrpo:\n  train: {max_steps: 5}\n  grpo: {num_generations: 1}\n")
     with pytest.raises(MedgroundError, match=r"demo\.yaml:4: grpo\.grpo\.num_generations: GRPO needs at least 2"):
         load_demo_config(recipe)
+
+
+# --------------------------------------------------------------------------- stages reused only with their settings
+
+
+@pytest.fixture
+def fake_builders(monkeypatch):
+    """The expensive builders replaced by fakes that write what each stage leaves behind
+    and record that they ran (the phantom data is real: it is fast)."""
+    import medground.demo as demo
+    import medground.models.semantic_fit as semantic_fit
+    import medground.models.tiny as tiny
+    import medground.train as train
+
+    calls = []
+
+    def model(path, seed, config):
+        calls.append("model")
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / "config.json").write_text(json.dumps({"seed": seed}))
+        return Path(path)
+
+    def encoder(data, path, val, config, progress):
+        calls.append("encoder")
+        Path(path).mkdir(parents=True, exist_ok=True)
+        (Path(path) / "fit_report.json").write_text("{}")
+
+    def trainer(kind):
+        def run(cfg):
+            calls.append(kind)
+            final = Path(cfg.train.output_dir) / "final"
+            final.mkdir(parents=True, exist_ok=True)
+            (final / "medground.json").write_text(json.dumps({"max_steps": cfg.train.max_steps,
+                                                              "seed": cfg.train.seed}))
+        return run
+
+    monkeypatch.setattr(tiny, "build_tiny_model", model)
+    monkeypatch.setattr(semantic_fit, "fit", encoder)
+    monkeypatch.setattr(train, "run_sft", trainer("sft"))
+    monkeypatch.setattr(train, "run_grpo", trainer("grpo"))
+
+    def run(out, args):
+        cfg = load_demo_config(None, [*SHORT, *args])
+        stages = {}
+        data = demo.select_categories(cfg, demo.make_data(cfg, out, stages), out)
+        model_dir = demo.make_model(cfg, out, stages)
+        enc = demo.make_encoder(cfg, out, data, stages)
+        sft = demo.run_sft_stage(cfg, out, model_dir, data, stages)
+        grpo = demo.run_grpo_stage(cfg, out, sft, data, enc, stages)
+        made = list(calls)
+        calls.clear()
+        return made, json.loads((grpo / "medground.json").read_text()), stages
+
+    return run
+
+
+def test_a_stage_is_reused_only_with_the_settings_that_made_it(tmp_path, capsys, fake_builders):
+    """`demo --out D --seed 1 --grpo.train.max_steps 6` into a folder built with seed 0 and 4
+    steps must make every model again, never report the old ones."""
+    out = tmp_path / "demo"
+    made, grpo, _ = fake_builders(out, ["--grpo.train.max_steps", "4"])
+    assert made == ["model", "encoder", "sft", "grpo"] and grpo == {"max_steps": 4, "seed": 0}
+    made, _, stages = fake_builders(out, ["--grpo.train.max_steps", "4"])
+    assert made == [] and all(s.reused for s in stages.values())  # same settings: everything reused
+
+    capsys.readouterr()
+    made, grpo, stages = fake_builders(out, ["--grpo.train.max_steps", "6"])
+    assert made == ["grpo"] and grpo == {"max_steps": 6, "seed": 0}  # only what changed is made again
+    assert stages["sft"].reused and not stages["grpo"].reused
+    assert "run.train.max_steps: 4 -> 6" in capsys.readouterr().err
+
+    made, grpo, _ = fake_builders(out, ["--seed", "1", "--grpo.train.max_steps", "6"])
+    assert made == ["model", "encoder", "sft", "grpo"] and grpo == {"max_steps": 6, "seed": 1}
+    err = capsys.readouterr().err
+    assert "data: " in err and "(seed: 0 -> 1" in err and "the model stage it builds on changed" in err
+    records = {p.stem: json.loads(p.read_text()) for p in (out / "stages").glob("*.json")}
+    assert records["data"]["settings"]["seed"] == 1 and all(r["complete"] for r in records.values())
+
+
+def test_an_interrupted_stage_resumes_and_keeps_its_time(tmp_path, capsys, fake_builders):
+    out = tmp_path / "demo"
+    fake_builders(out, [])
+    record = out / "stages" / "sft.json"
+    state = json.loads(record.read_text())
+    (out / "sft" / "checkpoint-2").mkdir()  # what a killed run left
+    record.write_text(json.dumps({**state, "complete": False, "seconds": 30.0, "started": state["started"]}))
+    made, _, stages = fake_builders(out, [])
+    assert made == ["sft"] and (out / "sft" / "checkpoint-2").exists()  # resumed in place, not wiped
+    assert "sft: resuming the unfinished stage" in capsys.readouterr().err
+    assert stages["sft"].earlier >= 30.0 and not stages["sft"].reused  # the killed run's time still counts
+    assert json.loads(record.read_text())["complete"]
+
+
+def test_a_stage_without_a_record_is_made_again(tmp_path, capsys, fake_builders):
+    out = tmp_path / "demo"
+    fake_builders(out, [])
+    (out / "stages" / "model.json").unlink()  # e.g. made by an older medground
+    made, _, stages = fake_builders(out, [])
+    assert made == ["model"] and stages["sft"].reused  # the SFT record names the model settings it was made from
+    assert "no record of the settings that made it" in capsys.readouterr().err
+    import shutil
+
+    shutil.rmtree(out / "sft" / "final")  # a complete record whose output is gone
+    made, _, _ = fake_builders(out, [])
+    assert made == ["sft"]
+    assert "part of its output is missing" in capsys.readouterr().err
+
+
+def test_report_shows_both_wall_times_of_a_resumed_run():
+    from medground.demo import _wall_time
+
+    one_go = {"seconds": 1210.0, "seconds_total": 1210.0, "stages": {}}
+    assert _wall_time(one_go) == "Wall time 1210 s"
+    resumed = {"seconds": 95.0, "seconds_total": 1300.0, "stages": {"sft": {"reused": True}, "grpo": {"reused": False}}}
+    assert _wall_time(resumed) == "Wall time 1300 s for the whole run, 95 s in the last invocation; reused: sft"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,6 +228,63 @@ def test_fit_resumes_after_an_interruption(tmp_path):
     assert logs[0] == f"resuming from epoch 1 ({tmp_path / 'b' / 'fit_state.pt'})"
     assert resumed["loss_per_epoch"] == pytest.approx(whole["loss_per_epoch"], rel=1e-4)
     assert resumed["heldout_top1"] == pytest.approx(whole["heldout_top1"])
+
+
+class _WritesAFile:
+    """A pickle payload: unpickling it in full writes ``path`` (a stand-in for any code)."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return Path.write_text, (Path(self.path), "code ran")
+
+
+@pytest.mark.parametrize("container", ["zip", "legacy"])
+def test_refitting_into_a_folder_with_a_malicious_state_runs_no_code(tmp_path, container):
+    """Someone sends a folder whose fit_state.pt runs code when unpickled in full: refitting
+    into it must not run it (the state loads with weights_only=True) and says so."""
+    import torch
+
+    from medground.models.semantic_fit import FitConfig, fit
+
+    train = shapes_dataset(tmp_path, 24, 3)
+    out, marker = tmp_path / "sent", tmp_path / "marker.txt"
+    out.mkdir()
+    payload = {"settings": {}, "model": _WritesAFile(marker), "epoch": 1}
+    torch.save(payload, out / "fit_state.pt", _use_new_zipfile_serialization=container == "zip")
+    torch.load(out / "fit_state.pt", weights_only=False)  # the payload is live: a full unpickle runs it
+    assert marker.read_text() == "code ran"
+    marker.unlink()
+
+    cfg = FitConfig(image_size=16, patch_size=8, hidden_size=16, layers=1, heads=2, projection_dim=8, epochs=1,
+                    batch_size=8, val_fraction=0.25)
+    logs = []
+    report = fit(train, out, config=cfg, progress=False, log=logs.append)
+    assert not marker.exists()
+    assert logs[0].startswith(f"ignoring {out / 'fit_state.pt'}: not a training state that loads safely")
+    assert report["loss_per_epoch"] and (out / "fit_report.json").exists()
+    assert not (out / "fit_state.pt").exists()  # replaced by the real state, removed when the fit completed
+
+
+def test_fit_state_holds_plain_values_only(tmp_path):
+    """What fit saves after an epoch loads with weights_only=True (optimiser, scheduler and RNG state)."""
+    import torch
+
+    from medground.models.semantic_fit import FitConfig, fit
+
+    train = shapes_dataset(tmp_path, 24, 3)
+    cfg = FitConfig(image_size=16, patch_size=8, hidden_size=16, layers=1, heads=2, projection_dim=8, epochs=2,
+                    batch_size=8, val_fraction=0.25)
+
+    def stop_after_first_epoch(msg):
+        if msg.startswith("epoch 1/2"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(train, tmp_path / "b", config=cfg, progress=False, log=stop_after_first_epoch)
+    state = torch.load(tmp_path / "b" / "fit_state.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["rng"]["bit_generator"] == "PCG64" and state["opt"]["state"]
 
 
 def test_fit_rejects_data_without_boxes(tmp_path):

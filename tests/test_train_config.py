@@ -13,6 +13,7 @@ from medground.config import notes
 from medground.errors import MedgroundError
 from medground.train.config import (
     LOSS_TYPES,
+    SCHEDULERS,
     GRPOOptions,
     GRPORunConfig,
     SFTOptions,
@@ -145,6 +146,19 @@ BAD = [  # (overrides, the field(s) the error must name)
     (["--eval.batch_size", "0"], "eval.batch_size"),
     (["--rewards", "[]"], "rewards"),
     (["--rewards", "[{weight: 2}]"], "rewards[0].name"),
+    # impossible values fail when the config loads, before any heavy work (TRL would accept most of them)
+    (["--train.learning_rate", "-1"], "train.learning_rate"),
+    (["--train.learning_rate", "inf"], "train.learning_rate"),
+    (["--train.learning_rate", "nan"], "train.learning_rate"),
+    (["--train.weight_decay", ".inf"], "train.weight_decay"),
+    (["--train.seed", "-1"], "train.seed"),
+    (["--train.max_steps", "0"], "train.max_steps"),
+    (["--train.max_steps", "-5"], "train.max_steps"),
+    (["--train.num_train_epochs", "0"], "train.max_steps, train.num_train_epochs"),
+    (["--train.lr_scheduler_type", "cosin"], "train.lr_scheduler_type"),
+    (["--train.warmup_steps", "2.5"], "train.warmup_steps"),
+    (["--rewards", "iou,nosuch:2"], "rewards[1].name"),
+    (["--rewards", "[{name: iou, options: {treshold: 0.5}}]"], "rewards[0].options"),
 ]
 
 
@@ -201,6 +215,22 @@ def test_defaults_that_differ_from_trl_are_named_in_the_docstring_note(ours, the
     assert differ  # the comparison found fields
     for name in differ:
         assert f"``{name}``" in note, f"{ours.__name__}.{name} differs from TRL's {theirs} but its NOTE omits it"
+
+
+def test_schedulers_are_the_ones_transformers_has():
+    from transformers.trainer_utils import SchedulerType
+
+    assert set(SCHEDULERS) == {s.value for s in SchedulerType}
+
+
+def test_an_unknown_reward_fails_with_the_registry_close_match_even_for_print_config(capsys):
+    from medground.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "grpo", "--rewards", "format,ioux:2", "--print-config"])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: rewards[1].name: unknown reward 'ioux'; did you mean iou, giou? (see `medground rewards list`)")
 
 
 def test_loss_types_are_the_ones_trl_computes():

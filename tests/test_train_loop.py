@@ -153,7 +153,9 @@ class _Crash(Exception):
     pass
 
 
-def test_resumed_grpo_matches_an_uninterrupted_run(assets, sft_run):
+def test_resumed_grpo_matches_an_uninterrupted_run(assets, sft_run, capsys):
+    import shutil
+
     from transformers import TrainerCallback
 
     _, summary = sft_run
@@ -171,7 +173,16 @@ def test_resumed_grpo_matches_an_uninterrupted_run(assets, sft_run):
         trainer.train()
     assert sorted(p.name for p in cut_dir.glob("checkpoint-*")) == ["checkpoint-2"]
     del trainer
-    run_grpo(_grpo_cfg(assets, summary["final"], cut_dir))  # resume="auto": picks checkpoint-2
+    # a newer save killed half-way: weights cut short, no trainer_state.json yet
+    shutil.copytree(cut_dir / "checkpoint-2", cut_dir / "checkpoint-3")
+    weights = cut_dir / "checkpoint-3" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    (cut_dir / "checkpoint-3" / "trainer_state.json").unlink()
+    capsys.readouterr()
+    run_grpo(_grpo_cfg(assets, summary["final"], cut_dir))  # resume="auto": skips checkpoint-3, picks checkpoint-2
+    err = capsys.readouterr().err
+    assert f"skipping checkpoint-3: {weights}: truncated" in err
+    assert "resuming from checkpoint-2 (step 2 of 4)" in err
 
     def after_resume(d):
         hist = json.loads((d / "trainer_state.json").read_text())["log_history"]

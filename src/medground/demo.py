@@ -7,15 +7,23 @@ and the GRPO model on the held-out test split, overall, per query type and per
 category.  Writes to ``DIR``:
 
 * ``report.json`` — ``{"sft": {...}, "grpo": {...}, "config": ..., "seconds": ...,
-  "peak_rss_mb": ...}`` (metrics from :func:`medground.evaluate.evaluate`, percent;
-  ``seconds`` is the wall time of this invocation, so a resumed demo counts what it redid),
+  "seconds_total": ..., "stages": {...}, "peak_rss_mb": ...}`` (metrics from
+  :func:`medground.evaluate.evaluate`, percent; ``seconds`` is the wall time of this
+  invocation, ``seconds_total`` that of the whole run: this invocation plus the time
+  earlier invocations spent on the stages it reused or resumed; ``stages`` gives each
+  stage's time and whether it was reused),
 * ``report.md`` — the same, readable, with the learning curve,
 * ``sft_curves.png``, ``grpo_curves.png`` — training plots,
 * ``overlays/`` — a few test images with the SFT / GRPO / true boxes.
 
-Every stage writes into its own folder and is skipped when already complete, and the
-trainers resume from their last checkpoint, so an interrupted demo is rerun with the
-same command.  The recipe is ``configs/demo_cpu.yaml`` (see :class:`DemoConfig`).
+Every stage (``data``, ``model``, ``encoder``, ``sft``, ``grpo``, ``evaluate_sft``,
+``evaluate_grpo``) writes into its own folder and records the settings that made it
+in ``stages/<stage>.json`` (with the fingerprints of the stages it builds on).  A rerun
+reuses a completed stage whose recorded settings equal this invocation's, resumes an
+unfinished one (the trainers from their last checkpoint), and makes any other stage
+again, replacing its output and naming the settings that changed — so an interrupted
+demo is rerun with the same command, and a report never describes models made with
+other settings.  The recipe is ``configs/demo_cpu.yaml`` (see :class:`DemoConfig`).
 """
 
 from __future__ import annotations
@@ -147,22 +155,129 @@ def peak_rss_mb() -> float:
 
 # --------------------------------------------------------------------------- stages
 
+STAGES_DIR = "stages"  # out/stages/<stage>.json: the settings that made each stage's output, and its time
 
-def make_data(cfg: DemoConfig, out: Path) -> Path:
+
+class Stage:
+    """One resumable step of the demo and its record (``out/stages/<name>.json``).
+
+    The record holds the settings that produced the stage's ``outputs`` (including the
+    fingerprints of the stages it builds on), whether it completed, and the seconds
+    spent on it (over every invocation that worked on it).  :meth:`begin` reuses a
+    completed stage with the same settings, resumes an unfinished one with the same
+    settings (its trainer or fitter continues from its checkpoint), and otherwise
+    removes the outputs and starts the stage again, saying which settings changed.
+    """
+
+    def __init__(self, out: Path, name: str, settings: dict, outputs: list[Path], made: list[Path] | None = None):
+        from .config.compare import fingerprint
+
+        self.name, self.settings, self.outputs = name, json.loads(json.dumps(settings, default=str)), outputs
+        self.made = made if made is not None else outputs  # what must exist for the stage to count as done
+        self.path = out / STAGES_DIR / f"{name}.json"
+        self.fingerprint = fingerprint(self.settings)
+        self.reused = False
+        self.seconds = 0.0  # spent on the stage, all invocations
+        self.earlier = 0.0  # of which in earlier invocations
+        self._t0 = 0.0
+
+    def _record(self) -> dict | None:
+        try:
+            record = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) else None
+
+    def begin(self) -> bool:
+        """Decide what to do; True when the stage is complete and reused (skip it)."""
+        from .config.compare import differences
+
+        record = self._record()
+        same = record is not None and record.get("settings") == self.settings
+        made = all(p.exists() for p in self.made)
+        if same and record.get("complete") and made:
+            self.reused = True
+            self.seconds = self.earlier = float(record.get("seconds", 0.0))
+            return True
+        carried = 0.0
+        if same and not record.get("complete"):  # interrupted: keep the time it took (up to its last file)
+            carried = float(record.get("seconds", 0.0)) + max(0.0, _newest_mtime(self.outputs) - record.get("started", 0))
+            _log(f"{self.name}: resuming the unfinished stage (same settings)")
+        elif any(p.exists() for p in self.outputs):
+            if record is None:
+                why = "no record of the settings that made it"
+            elif same:
+                why = "part of its output is missing"
+            else:
+                why = "; ".join(_readable(d) for d in differences(record.get("settings", {}), self.settings))
+            _log(f"{self.name}: {', '.join(str(p) for p in self.outputs if p.exists())} was made with other "
+                 f"settings ({why}): making it again")
+            for p in self.outputs:
+                shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
+        self._t0 = time.time()
+        self._write(complete=False, seconds=round(carried, 1), started=self._t0)
+        self.seconds = self.earlier = carried
+        return False
+
+    def done(self) -> None:
+        """Record the stage as complete (with its settings and time)."""
+        self.seconds += time.time() - self._t0
+        self._write(complete=True, seconds=round(self.seconds, 1), started=self._t0)
+
+    def _write(self, **fields) -> None:
+        from .fileio import atomic_json
+
+        atomic_json({"stage": self.name, "settings": self.settings, **fields}, self.path, indent=1)
+
+    def summary(self) -> dict:
+        """``seconds`` spent on the stage in all, ``reused`` (made by an earlier invocation)."""
+        return {"seconds": round(self.seconds, 1), "reused": self.reused}
+
+
+def _readable(diff: str) -> str:
+    """``after.sft: 3fa2… -> 9bc1…`` -> ``the sft stage changed``."""
+    if diff.startswith("after."):
+        return f"the {diff[len('after.'):].split(':')[0]} stage it builds on changed"
+    return diff
+
+
+def _newest_mtime(paths: list[Path]) -> float:
+    newest = 0.0
+    for p in paths:
+        if p.is_file():
+            newest = max(newest, p.stat().st_mtime)
+        elif p.is_dir():
+            newest = max([newest, *(f.stat().st_mtime for f in p.rglob("*") if f.is_file())])
+    return newest
+
+
+def files_fingerprint(*paths: Path) -> str:
+    """Digest of the bytes of dataset files (which samples a stage saw)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(str(Path(p).name).encode() + b"\0" + (Path(p).read_bytes() if Path(p).exists() else b"") + b"\0")
+    return h.hexdigest()[:16]
+
+
+def phantom_settings(cfg: DemoConfig) -> dict:
+    return {"seed": cfg.seed, "n_images": cfg.images, "size": cfg.size, "implicit_frac": cfg.implicit_frac,
+            "val_frac": cfg.val_frac, "test_frac": cfg.test_frac}
+
+
+def make_data(cfg: DemoConfig, out: Path, stages: dict) -> Path:
     from .data.phantom import generate_phantom_dataset
 
     root = out / "data"
-    info = root / "phantom.json"
-    want = {"seed": cfg.seed, "n_images": cfg.images, "size": cfg.size, "implicit_frac": cfg.implicit_frac,
-            "val_frac": cfg.val_frac, "test_frac": cfg.test_frac}
-    if info.exists():
-        have = json.loads(info.read_text())
-        if all(have.get(k) == v for k, v in want.items()):
-            _log(f"data: {root} already generated")
-            return root
+    stage = stages["data"] = Stage(out, "data", phantom_settings(cfg), [root], [root / "phantom.json"])
+    if stage.begin():
+        _log(f"data: {root} already generated")
+        return root
     _log(f"data: {cfg.images} phantom images of {cfg.size} px")
     generate_phantom_dataset(root, n=cfg.images, seed=cfg.seed, size=cfg.size, val_frac=cfg.val_frac,
                              test_frac=cfg.test_frac, implicit_frac=cfg.implicit_frac)
+    stage.done()
     return root
 
 
@@ -184,30 +299,51 @@ def select_categories(cfg: DemoConfig, data: Path, out: Path) -> Path:
     return sub
 
 
-def make_model(cfg: DemoConfig, out: Path) -> Path:
-    from .models.tiny import TinyConfig, build_tiny_model
+def tiny_config(cfg: DemoConfig):
+    """The :class:`~medground.models.tiny.TinyConfig` of the demo's model."""
+    from .models.tiny import TinyConfig
+
+    return load_config(TinyConfig, values={"template": cfg.template, "max_pixels": cfg.size * cfg.size, **cfg.tiny})
+
+
+def make_model(cfg: DemoConfig, out: Path, stages: dict) -> Path:
+    from .models.tiny import build_tiny_model
 
     path = out / "tiny"
-    if (path / "config.json").exists():
+    tiny = tiny_config(cfg)
+    stage = stages["model"] = Stage(out, "model", {"seed": cfg.seed, "tiny": dataclasses.asdict(tiny)}, [path],
+                                    [path / "config.json"])
+    if stage.begin():
         _log(f"model: {path} already built")
         return path
-    tiny = load_config(TinyConfig, values={"template": cfg.template, "max_pixels": cfg.size * cfg.size, **cfg.tiny})
     _log(f"model: tiny Qwen2.5-VL ({tiny.hidden_size}-d, {tiny.num_hidden_layers} layers)")
-    return build_tiny_model(path, seed=cfg.seed, config=tiny)
+    build_tiny_model(path, seed=cfg.seed, config=tiny)
+    stage.done()
+    return path
 
 
-def make_encoder(cfg: DemoConfig, out: Path, data: Path) -> Path | None:
+def fit_config(cfg: DemoConfig):
+    """The :class:`~medground.models.semantic_fit.FitConfig` of the demo's encoder."""
+    from .models.semantic_fit import FitConfig
+
+    return load_config(FitConfig, values={"seed": cfg.seed, **cfg.semantic_fit})
+
+
+def make_encoder(cfg: DemoConfig, out: Path, data: Path, stages: dict) -> Path | None:
     if not cfg.semantic:
         return None
-    from .models.semantic_fit import FitConfig, fit
+    from .models.semantic_fit import fit
 
     path = out / "encoder"
-    if (path / "fit_report.json").exists():
+    fc = fit_config(cfg)
+    settings = {"fit": dataclasses.asdict(fc), "data": files_fingerprint(data / "train.jsonl", data / "val.jsonl")}
+    stage = stages["encoder"] = Stage(out, "encoder", settings, [path], [path / "fit_report.json"])
+    if stage.begin():
         _log(f"semantic: encoder {path} already fitted")
         return path
-    fc = load_config(FitConfig, values={"seed": cfg.seed, **cfg.semantic_fit})
     _log(f"semantic: fitting the crop/text encoder ({fc.epochs} epochs)")
     fit(data / "train.jsonl", path, val=data / "val.jsonl", config=fc, progress=True)
+    stage.done()
     return path
 
 
@@ -222,20 +358,37 @@ def _train_values(section: dict, *, model: Path, data: Path, out: Path, template
     return values
 
 
-def run_sft_stage(cfg: DemoConfig, out: Path, model: Path, data: Path) -> Path:
-    from .train import SFTRunConfig, run_sft
+def sft_run_config(cfg: DemoConfig, run: Path, model: Path, data: Path, train_file: Path | None = None):
+    """The SFT run of the demo (``train_file``: the warm start's training samples, see
+    :func:`sft_train_file`; default ``data/train.jsonl``)."""
+    from .train import SFTRunConfig
+
+    values = _train_values(cfg.sft, model=model, data=data, out=run, template=cfg.template, seed=cfg.seed)
+    if train_file is not None:
+        values["data"]["train"] = str(train_file)
+    return load_config(SFTRunConfig, values=values)
+
+
+def _after(stages: dict, *names: str) -> dict:
+    return {n: stages[n].fingerprint for n in names if n in stages}
+
+
+def run_sft_stage(cfg: DemoConfig, out: Path, model: Path, data: Path, stages: dict) -> Path:
+    from .config import to_dict
+    from .train import run_sft
 
     run = out / "sft"
     final = run / "final"
-    if (final / "medground.json").exists():
+    scfg = sft_run_config(cfg, run, model, data, sft_train_file(cfg, data) if cfg.sft_tasks else None)
+    settings = {"run": to_dict(scfg), "after": _after(stages, "model"),
+                "data": files_fingerprint(Path(scfg.data.train), data / "val.jsonl")}
+    stage = stages["sft"] = Stage(out, "sft", settings, [run], [final / "medground.json"])
+    if stage.begin():
         _log(f"sft: {final} already trained")
         return final
-    values = _train_values(cfg.sft, model=model, data=data, out=run, template=cfg.template, seed=cfg.seed)
-    if cfg.sft_tasks:
-        values["data"]["train"] = str(sft_train_file(cfg, data))
-    scfg = load_config(SFTRunConfig, values=values)
     _log(f"sft: {scfg.train.max_steps} steps, lr {scfg.train.learning_rate:g}")
     run_sft(scfg)
+    stage.done()
     return final
 
 
@@ -265,40 +418,48 @@ def grpo_run_config(cfg: DemoConfig, out: Path, model: Path, data: Path, encoder
     return load_config(GRPORunConfig, values=values)
 
 
-def run_grpo_stage(cfg: DemoConfig, out: Path, sft_final: Path, data: Path, encoder: Path | None) -> Path:
+def run_grpo_stage(cfg: DemoConfig, out: Path, sft_final: Path, data: Path, encoder: Path | None,
+                   stages: dict) -> Path:
+    from .config import to_dict
     from .train import run_grpo
 
     run = out / "grpo"
     final = run / "final"
-    if (final / "medground.json").exists():
+    gcfg = grpo_run_config(cfg, run, sft_final, data, encoder)
+    settings = {"run": to_dict(gcfg), "after": _after(stages, "sft", "encoder"),
+                "data": files_fingerprint(data / "train.jsonl", data / "val.jsonl")}
+    stage = stages["grpo"] = Stage(out, "grpo", settings, [run], [final / "medground.json"])
+    if stage.begin():
         _log(f"grpo: {final} already trained")
         return final
-    gcfg = grpo_run_config(cfg, run, sft_final, data, encoder)
     names = ", ".join(f"{r.name}x{r.weight:g}" for r in gcfg.rewards)
     _log(f"grpo: {gcfg.train.max_steps} steps, G={gcfg.grpo.num_generations}, rewards {names}")
     run_grpo(gcfg)
+    stage.done()
     return final
 
 
-def evaluate_model(cfg: DemoConfig, model: Path, data: Path, out: Path, name: str) -> dict:
-    """Greedy predictions on the test split (resumable file) and their report."""
+def evaluate_model(cfg: DemoConfig, model: Path, data: Path, out: Path, name: str, stages: dict) -> dict:
+    """Greedy predictions on the test split (resumable file) and their report; reused
+    when the model, its weights files, the test split and the settings are unchanged."""
     from .evaluate import evaluate
     from .models.policy import load_policy
     from .predict import predict
 
-    pred = out / f"predictions_{name}.jsonl"
-    # predictions resume (predict skips finished ids) only for the same weights
-    weights = sorted(Path(model).glob("*.safetensors"))
-    stamp = {"model": str(model), "mtime": [w.stat().st_mtime for w in weights]}
-    source = out / f"predictions_{name}.source.json"
-    if pred.exists() and (not source.exists() or json.loads(source.read_text()) != stamp):
-        pred.unlink()
-    source.write_text(json.dumps(stamp))
+    pred, report_file = out / f"predictions_{name}.jsonl", out / f"eval_{name}.json"
+    weights = [[w.name, w.stat().st_size, w.stat().st_mtime_ns] for w in sorted(Path(model).glob("*.safetensors"))]
+    settings = {"model": str(model), "weights": weights, "after": _after(stages, name),
+                "test": files_fingerprint(data / "test.jsonl"), "batch_size": cfg.eval_batch_size,
+                "max_new_tokens": cfg.max_new_tokens, "bootstrap": cfg.bootstrap, "seed": cfg.seed}
+    stage = stages[f"evaluate_{name}"] = Stage(out, f"evaluate_{name}", settings, [pred, report_file])
+    if stage.begin():
+        return json.loads(report_file.read_text())
     policy = load_policy(model, device="cpu")
     predict(policy, data / "test.jsonl", pred, batch_size=cfg.eval_batch_size, max_new_tokens=cfg.max_new_tokens)
     report = evaluate(pred, data=data / "test.jsonl", bootstrap=cfg.bootstrap, seed=cfg.seed, per_sample=True)
     report["per_task"] = per_task(report.pop("per_sample"), data / "test.jsonl", bootstrap=cfg.bootstrap, seed=cfg.seed)
-    (out / f"eval_{name}.json").write_text(json.dumps(report, indent=1) + "\n")
+    report_file.write_text(json.dumps(report, indent=1) + "\n")
+    stage.done()
     return report
 
 
@@ -370,7 +531,7 @@ def format_markdown(r: dict) -> str:
     lines = ["# medground CPU demo", "",
              f"Phantom chest radiographs ({r['config']['images']} images, {r['config']['size']} px), tiny Qwen2.5-VL, "
              f"template `{r['config']['template']}`, semantic reward {'on' if r['config']['semantic'] else 'off'}.",
-             f"Held-out test split, greedy decoding, {s.get('n')} samples. Wall time {r['seconds']:.0f} s, "
+             f"Held-out test split, greedy decoding, {s.get('n')} samples. {_wall_time(r)}, "
              f"peak RSS {r['peak_rss_mb']:.0f} MiB.", "",
              "| model | mIoU | Acc@0.3 | Acc@0.5 | Acc@0.7 | 95 % CI Acc@0.5 |", "|---|---|---|---|---|---|"]
     for name, m in (("SFT warm start", s), ("SFT + GRPO", g)):
@@ -410,6 +571,16 @@ def format_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _wall_time(r: dict) -> str:
+    """``Wall time 1210 s`` (a run made in one go), or both figures of a resumed run."""
+    total = r.get("seconds_total", r["seconds"])
+    if total <= r["seconds"]:
+        return f"Wall time {r['seconds']:.0f} s"
+    reused = [name for name, st in (r.get("stages") or {}).items() if st.get("reused")]
+    what = f"; reused: {', '.join(reused)}" if reused else ""
+    return f"Wall time {total:.0f} s for the whole run, {r['seconds']:.0f} s in the last invocation{what}"
+
+
 def run_demo(out, config: DemoConfig | None = None) -> dict:
     """Run (or resume) the whole demo into ``out``; returns the report dict."""
     cfg = config or load_demo_config()
@@ -418,14 +589,15 @@ def run_demo(out, config: DemoConfig | None = None) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     set_cpu_threads(cfg.threads)
     t0 = time.time()
-    data = select_categories(cfg, make_data(cfg, out), out)
-    model = make_model(cfg, out)
-    encoder = make_encoder(cfg, out, data)
-    sft_final = run_sft_stage(cfg, out, model, data)
-    grpo_final = run_grpo_stage(cfg, out, sft_final, data, encoder)
+    stages: dict[str, Stage] = {}
+    data = select_categories(cfg, make_data(cfg, out, stages), out)
+    model = make_model(cfg, out, stages)
+    encoder = make_encoder(cfg, out, data, stages)
+    sft_final = run_sft_stage(cfg, out, model, data, stages)
+    grpo_final = run_grpo_stage(cfg, out, sft_final, data, encoder, stages)
     _log("evaluate: SFT and GRPO models on the test split")
-    sft_report = evaluate_model(cfg, sft_final, data, out, "sft")
-    grpo_report = evaluate_model(cfg, grpo_final, data, out, "grpo")
+    sft_report = evaluate_model(cfg, sft_final, data, out, "sft", stages)
+    grpo_report = evaluate_model(cfg, grpo_final, data, out, "grpo", stages)
     for name in ("sft", "grpo"):
         png = out / name / "training_curves.png"
         if png.exists():
@@ -436,10 +608,15 @@ def run_demo(out, config: DemoConfig | None = None) -> dict:
         "config": dataclasses.asdict(cfg),
         "curves": {"sft": _val_curve(out / "sft"), "grpo": _val_curve(out / "grpo")},
         "overlays": write_overlays(out, data, cfg.overlays),
-        "seconds": round(time.time() - t0, 1),
         "peak_rss_mb": peak_rss_mb(),
+        "stages": {name: stage.summary() for name, stage in stages.items()},
     }
+    result["seconds"] = round(time.time() - t0, 1)
+    result["seconds_total"] = round(result["seconds"] + sum(s.earlier for s in stages.values()), 1)
     write_reports(out, result)
-    _log(f"done in {result['seconds']:.0f} s: SFT Acc@0.5 {result['sft'].get('acc@0.5', 0):.1f} -> "
-         f"GRPO {result['grpo'].get('acc@0.5', 0):.1f} (report: {out / 'report.md'})")
+    reused = [name for name, s in stages.items() if s.reused]
+    _log(f"done in {result['seconds']:.0f} s ({result['seconds_total']:.0f} s for the whole run"
+         + (f", reusing {', '.join(reused)}" if reused else "") + f"): SFT Acc@0.5 "
+         f"{result['sft'].get('acc@0.5', 0):.1f} -> GRPO {result['grpo'].get('acc@0.5', 0):.1f} "
+         f"(report: {out / 'report.md'})")
     return result

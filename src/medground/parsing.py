@@ -86,6 +86,25 @@ def _section(text: str, tag: str, stop: tuple[str, ...] = ()) -> tuple[str | Non
     return text[start : min(cut) if cut else len(text)], False
 
 
+def tag_block(text: str, tag: str) -> str | None:
+    """Content of the first ``<tag>…</tag>`` that is closed: exactly what the released
+    codes' ``re.search(rf"<{tag}>(.*?)</{tag}>", text, re.DOTALL).group(1)`` captures
+    (None where it finds nothing), in linear time.  The regex retries from every
+    ``<tag>`` and scans to the end each time, so text with thousands of ``<tag>`` and
+    no ``</tag>`` took quadratic time; here: if the first ``<tag>`` has no ``</tag>``
+    after it, no later one has.
+
+    >>> tag_block("<answer>a</answer><answer>b</answer>", "answer"), tag_block("<answer>" * 3, "answer")
+    ('a', None)
+    """
+    start = text.find(f"<{tag}>")
+    if start < 0:
+        return None
+    start += len(tag) + 2
+    end = text.find(f"</{tag}>", start)
+    return text[start:end] if end >= 0 else None
+
+
 def _number(v) -> float | None:
     if isinstance(v, bool):
         return None

@@ -35,6 +35,7 @@ def predict(
 ) -> None:
     """Predict boxes (and key points) for a dataset, or for one image with --image/--query."""
     from ..models.policy import load_policy
+    from ..models.source import resolve_model_source
     from ..predict import check_options, check_resumable, default_overlay_path, predict_image, read_samples
     from ..predict import predict as run_predict
     from ..progress import set_quiet
@@ -43,6 +44,7 @@ def predict(
     check_options(data=data, out=out, image=image, query=query, batch_size=batch_size, max_new_tokens=max_new_tokens,
                   limit=limit, template=template, frame=frame, segmenter=segmenter, min_pixels=min_pixels,
                   max_pixels=max_pixels, device=device)
+    typer.echo(resolve_model_source(model).describe(), err=True)  # a mistyped folder fails here, offline
     if data is not None:
         read_samples(data, root=root)  # a bad dataset fails now, not after the model has loaded
         check_resumable(model, data, out, template=template, max_new_tokens=max_new_tokens, overwrite=overwrite)

@@ -37,8 +37,11 @@ def _register(kind: str) -> None:
 
             typer.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False))
             return
+        from ..models.source import resolve_model_source
         from ..train.common import is_main_process
 
+        if cfg.model.path and is_main_process():
+            typer.echo(resolve_model_source(cfg.model.path, check_weights=False).describe(), err=True)
         summary = (run_sft if kind == "sft" else run_grpo)(cfg)
         summary.pop("config", None)
         if is_main_process():

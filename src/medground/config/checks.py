@@ -24,6 +24,7 @@ medground.config.checks.ConfigError: temperature: must be > 0; got 0
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -68,11 +69,14 @@ def check_choice(cfg, name: str, choices: Iterable[Any]) -> None:
 
 def check_range(cfg, *names: str, low=None, high=None, low_open: bool = False, high_open: bool = False) -> None:
     """Raise :class:`ConfigError` unless every ``cfg.<name>`` (``None`` is skipped) lies in
-    the range ``low``..``high`` (closed unless ``low_open`` / ``high_open``)."""
+    the range ``low``..``high`` (closed unless ``low_open`` / ``high_open``); ``inf`` and
+    ``nan`` lie in no range."""
     for name in names:
         value = getattr(cfg, name)
         if value is None:
             continue
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(name, f"must be a finite number; got {value!r}")
         ok = low is None or (value > low if low_open else value >= low)
         ok = ok and (high is None or (value < high if high_open else value <= high))
         if not ok:

@@ -39,6 +39,7 @@ True
 from __future__ import annotations
 
 import bisect
+import collections
 import json
 import math
 import os
@@ -50,7 +51,9 @@ from typing import Any
 
 from ..data.schema import iter_jsonl
 from ..errors import MedgroundError, where
+from ..parsing import tag_block
 from ..registry import Option, Registry
+from ..rewards.medground_r1 import BBOX_RE, box_ints
 
 #: name -> :class:`PredictionReader` (filled at the end of this module).
 READERS = Registry("prediction format", hint="or auto: detected from the content")
@@ -61,7 +64,9 @@ DEFAULT_FORMAT = "medground"
 #: Where a format's ground truth comes from (see :class:`PredictionReader`).
 TRUTH_SOURCES = ("dataset", "embedded", "stored")
 
-#: The released VLM-R1 ``extract_bbox_answer`` (src/eval/test_rec_r1.py), verbatim patterns.
+#: The released VLM-R1 ``extract_bbox_answer`` (src/eval/test_rec_r1.py), verbatim patterns: the
+#: definition of :func:`extract_vlm_r1_box`, which finds the same box in linear time (``re`` runs
+#: them in quadratic time on text with many ``<answer>`` or ``{``; tests/test_released_patterns.py).
 VLM_R1_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 VLM_R1_BOX_RE = re.compile(r"\{.*\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)]\s*.*\}", re.DOTALL)
 #: What that script stores when it finds no box.
@@ -208,18 +213,21 @@ def medground_record(obj, *, line: int, index: int, source) -> PredRecord:
 def extract_vlm_r1_box(content: str) -> list[int] | None:
     """The box the VLM-R1 / MedGround-R1 eval script extracts from a completion.
 
-    Same patterns as its ``extract_bbox_answer``: the text between ``<answer>`` and
-    ``</answer>`` (both required), then the *last* ``[d, d, d, d]`` of non-negative
-    integers inside braces (the leading ``.*`` is greedy).  Where that script returns
-    ``[0, 0, 0, 0]`` this returns None.
+    Same result as its ``extract_bbox_answer`` (:data:`VLM_R1_ANSWER_RE` then
+    :data:`VLM_R1_BOX_RE`): the text between ``<answer>`` and ``</answer>`` (both
+    required), stripped, then the *last* ``[d, d, d, d]`` of non-negative integers that
+    lies after its first ``{`` and before its last ``}`` (the leading ``.*`` is greedy).
+    Where that script returns ``[0, 0, 0, 0]`` this returns None; also for a coordinate
+    too long for ``int``, where the script raised.
     """
-    m = VLM_R1_ANSWER_RE.search(content or "")
-    if not m:
+    answer = tag_block(content or "", "answer")
+    if answer is None:
         return None
-    b = VLM_R1_BOX_RE.search(m.group(1).strip())
-    if not b:
-        return None
-    return [int(b.group(i)) for i in range(1, 5)]
+    text = answer.strip()
+    first, last = text.find("{"), text.rfind("}")
+    # boxes never overlap, so the last one that ends before the last "}" is the one the regex takes
+    found = collections.deque(BBOX_RE.finditer(text, first + 1, last) if 0 <= first < last else (), maxlen=1)
+    return box_ints(found[0] if found else None)
 
 
 def read_vlm_r1(path, *, reextract: bool = False) -> tuple[list[PredRecord], dict]:

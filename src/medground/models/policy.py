@@ -12,7 +12,8 @@ trainers) may name the ``frame`` and default ``template``; an explicit ``frame=`
 argument overrides both.  The tokenizer always pads on the left (batched generation).
 
 Only local directories load by default; a hub id is accepted when ``HF_HUB_OFFLINE``
-is not set (the user asked for it and is online).
+is not set (the user asked for it and is online), and a path-looking argument that does
+not exist is an error at once (:mod:`medground.models.source`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from ..errors import MedgroundError
 from ..geometry import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame
+from .source import resolve_model_source
 
 #: model_type -> frame kind, for model families whose convention is known.
 FRAME_BY_MODEL_TYPE = {
@@ -108,20 +110,10 @@ def _read_meta(path: Path) -> dict:
 
 
 def _resolve_source(model: str | os.PathLike) -> tuple[str, bool]:
-    """``(source, is_local)``; a missing local path is an error unless it looks like
-    a hub id and we may go online."""
-    p = Path(model)
-    if p.is_dir():
-        if not (p / "config.json").exists() and not (p / "adapter_config.json").exists():
-            raise MedgroundError(f"{p}: not a model checkpoint (no config.json or adapter_config.json)")
-        return str(p), True
-    s = str(model)
-    looks_like_hub_id = s.count("/") == 1 and not s.startswith((".", "/", "~")) and not p.exists()
-    if not looks_like_hub_id:
-        raise MedgroundError(f"{s}: model directory not found")
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        raise MedgroundError(f"{s}: no such local directory, and HF_HUB_OFFLINE is set so hub ids cannot load")
-    return s, False
+    """``(source, is_local)`` (see :func:`medground.models.source.resolve_model_source`): a
+    missing path or incomplete weights file is an error naming it, before anything loads."""
+    src = resolve_model_source(model)
+    return src.path, src.local
 
 
 def _pick_device(device: str | None):

@@ -13,7 +13,9 @@ The result is an ordinary ``save_pretrained`` directory that
 :func:`medground.models.encoders.load_encoder` loads; ``fit_report.json`` beside it
 records the held-out crop→text retrieval top-1 and its chance level (one over the
 number of distinct candidate texts).  Training saves its state after every epoch
-(``fit_state.pt``) and resumes from it when rerun with the same settings.
+(``fit_state.pt``: tensors and plain values, read with ``torch.load(..., weights_only=True)``,
+so a state file from elsewhere runs no code) and resumes from it when rerun with the
+same settings.
 """
 
 from __future__ import annotations
@@ -325,15 +327,14 @@ def fit(
     settings.update(train=str(Path(train).resolve()), val=str(Path(val).resolve()) if val else None, texts=texts)
     history: list[float] = []
     start = 0
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        if state.get("settings") == settings:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["opt"])
-            sched.load_state_dict(state["sched"])
-            history, start = state["history"], state["epoch"]
-            rng = state["rng"]
-            log(f"resuming from epoch {start} ({state_path})")
+    state = read_fit_state(state_path, log)
+    if state is not None and state.get("settings") == settings:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        history, start = list(state["history"]), int(state["epoch"])
+        rng.bit_generator.state = state["rng"]
+        log(f"resuming from epoch {start} ({state_path})")
 
     model.train()
     for epoch in range(start, cfg.epochs):
@@ -362,9 +363,10 @@ def fit(
             losses.append(loss.item())
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
         history.append(float(np.mean(losses)) if losses else float("nan"))
-        with atomic_path(state_path) as tmp:
+        with atomic_path(state_path) as tmp:  # tensors and plain values only: it loads with weights_only=True
             torch.save({"settings": settings, "model": model.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "history": history, "epoch": epoch + 1, "rng": rng}, tmp)
+                        "sched": sched.state_dict(), "history": history, "epoch": epoch + 1,
+                        "rng": rng.bit_generator.state}, tmp)
         log(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]:.4f}")
 
     model.eval()
@@ -389,6 +391,29 @@ def fit(
     atomic_json(report, out / "fit_report.json")
     state_path.unlink(missing_ok=True)
     return report
+
+
+def read_fit_state(path: Path, log: Callable[[str], None] = lambda msg: None) -> dict | None:
+    """The training state saved by :func:`fit` after an epoch, or None when there is none
+    or it cannot be read.  It is loaded with ``torch.load(..., weights_only=True)``: tensors
+    and plain values only, so a ``fit_state.pt`` someone else wrote (a pickle that would
+    run code when loaded in full) is refused without running anything, reported through
+    ``log`` and ignored (training starts from epoch 0 and replaces it)."""
+    import pickle
+    import zipfile
+
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log(f"ignoring {path}: not a training state that loads safely ({reason[:200]}); starting from epoch 0")
+        return None
+    if not isinstance(state, dict) or not {"settings", "model", "opt", "sched", "history", "epoch", "rng"} <= set(state):
+        log(f"ignoring {path}: not a training state written by this version; starting from epoch 0")
+        return None
+    return state
 
 
 def _feat(out) -> torch.Tensor:

@@ -24,26 +24,89 @@ from __future__ import annotations
 import re
 
 from ..metrics import box_iou
+from ..parsing import tag_block
 from .base import Batch, Reward
 from .registry import register
 
-#: The released regexes, verbatim.
+#: The released regexes, verbatim: they *define* what the functions below compute.  Run
+#: by ``re`` they take quadratic time (the answer tag, on text with thousands of
+#: ``<answer>`` and no ``</answer>``) or worse (the format's nested ``.*``) on text a
+#: policy can generate; the functions give the same results in linear time
+#: (``tests/test_released_patterns.py`` checks both against these patterns).
 ANSWER_TAG_PATTERN = r"<answer>(.*?)</answer>"
 BBOX_PATTERN = r"\[(\d+),\s*(\d+),\s*(\d+),\s*(\d+)]"
 FORMAT_PATTERN = r"<think>.*?</think>\s*<answer>.*?\{.*\[\d+,\s*\d+,\s*\d+,\s*\d+\].*\}.*?</answer>"
+
+# The box pattern alone is linear: a match starting at a "[" holds only digits, commas and
+# white space, and each of its parts can end at one place only (a digit run before ",", a
+# space run before a digit), so a failed try reads up to the next "[" once.
+BBOX_RE = re.compile(BBOX_PATTERN)
+_SPACES = re.compile(r"\s*")  # the format's \s*: the same (Unicode) white space as the release
 
 
 def released_answer_box(content: str) -> list[int] | None:
     """The released extraction: the first ``<answer>…</answer>`` (DOTALL), stripped,
     then the first ``[int, int, int, int]`` in it (``re.search``); None if absent.
-    Negative or decimal coordinates never match (``\\d+`` only)."""
-    m = re.search(ANSWER_TAG_PATTERN, content, re.DOTALL)
-    if not m:
+    Negative or decimal coordinates never match (``\\d+`` only).  A coordinate too long
+    for ``int`` (over 4 300 digits) is None here; the release raised and scored 0."""
+    answer = tag_block(content, "answer")
+    if answer is None:
         return None
-    b = re.search(BBOX_PATTERN, m.group(1).strip())
-    if not b:
+    return box_ints(BBOX_RE.search(answer.strip()))
+
+
+def box_ints(match: re.Match | None) -> list[int] | None:
+    """The four integer groups of a box match; None without a match or for a number
+    ``int`` refuses (more than ``sys.get_int_max_str_digits()`` digits)."""
+    if match is None:
         return None
-    return [int(b.group(k)) for k in range(1, 5)]
+    try:
+        return [int(g) for g in match.groups()]
+    except ValueError:
+        return None
+
+
+def released_format_match(text: str) -> bool:
+    """Whether ``re.fullmatch(FORMAT_PATTERN, text, re.DOTALL)`` matches, in linear time.
+
+    The pattern is ``<think>`` A ``</think>`` white space ``<answer>`` B ``{`` C *box* D
+    ``}`` E ``</answer>`` with A–E anything (``.*`` with DOTALL; greedy or lazy does not
+    change whether a full match exists).  So it matches when the text starts with
+    ``<think>`` and ends with ``</answer>`` and, in between, come the earliest
+    ``</think>``-spaces-``<answer>``, then a ``{``, then a box, then a ``}``; taking each
+    part as early as possible never loses a match (the earliest box also ends first:
+    a box match holds no ``[`` after its own).
+
+    >>> released_format_match('<think>x</think> <answer>{"bbox": [1, 2, 3, 4]}</answer>')
+    True
+    >>> released_format_match('<think>x</think><answer>[1, 2, 3, 4]</answer>')   # no braces
+    False
+    """
+    head, tail = "<think>", "</answer>"
+    if not (text.startswith(head) and text.endswith(tail)):
+        return False
+    end = len(text) - len(tail)
+    answer = _answer_after_think(text, len(head))
+    if answer < 0:
+        return False
+    brace = text.find("{", answer + len("<answer>"), end)
+    if brace < 0:
+        return False
+    box = BBOX_RE.search(text, brace + 1, end)
+    return box is not None and text.rfind("}", box.end(), end) >= 0
+
+
+def _answer_after_think(text: str, start: int) -> int:
+    """Position of the earliest ``<answer>`` that follows a ``</think>`` (at or after
+    ``start``) with only white space between them; -1 if none.  Each white-space run is
+    read once: no ``</think>`` starts inside one."""
+    close = text.find("</think>", start)
+    while close >= 0:
+        answer = _SPACES.match(text, close + len("</think>")).end()
+        if text.startswith("<answer>", answer):
+            return answer
+        close = text.find("</think>", answer)
+    return -1
 
 
 def released_iou(box1, box2) -> float:
@@ -149,11 +212,10 @@ class MedGroundR1Format(Reward):
     """
 
     __name__ = "medground_r1_format"
-    PATTERN = re.compile(FORMAT_PATTERN, re.DOTALL)
 
     def __init__(self):
         super().__init__()
 
     def score(self, batch: Batch):
-        rewards = [1.0 if self.PATTERN.fullmatch(text) else 0.0 for text in batch.texts]
+        rewards = [1.0 if released_format_match(text) else 0.0 for text in batch.texts]
         return rewards, {"matched": list(rewards)}

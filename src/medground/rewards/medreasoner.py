@@ -43,6 +43,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from ..errors import MedgroundError
+from ..parsing import tag_block
 from ..registry import Option
 from .base import FRAME_OPTIONS, Batch, Reward
 from .registry import register
@@ -111,8 +112,10 @@ IOU_EPS = 1e-5  # added to box unions, disc radii, disc unions, diagonals
 AREA_EPS = 1e-6  # added to areas and aspect ratios in the scale distance
 ANGLE_EPS = 1e-8  # added to vector lengths in the direction cosine
 
-_THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+# MedReasoner's block patterns, the definition of :func:`extract_think_answer` (which finds the same
+# blocks with :func:`medground.parsing.tag_block`, in linear time; tests/test_released_patterns.py).
+THINK_BLOCK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+ANSWER_BLOCK_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 _ARITHMETIC = (ArithmeticError, ValueError)  # what MedReasoner's broad ``except`` swallows here
 _ZERO5 = (0.0, 0.0, 0.0, 0.0, 0.0)
 
@@ -127,9 +130,7 @@ def extract_think_answer(text: str) -> tuple[str | None, str | None]:
     >>> extract_think_answer("<think> a </think><answer>{}</answer><answer>x</answer>")
     (' a ', '{}')
     """
-    think = _THINK_RE.search(text)
-    answer = _ANSWER_RE.search(text)
-    return (think.group(1) if think else None, answer.group(1) if answer else None)
+    return tag_block(text, "think"), tag_block(text, "answer")
 
 
 def _load_answer(answer: str):

@@ -85,22 +85,6 @@ def make_trl_config(config_cls, train: TrainConfig, **more):
         raise MedgroundError(f"invalid training options: {exc}") from None
 
 
-def resolve_resume(train: TrainConfig) -> str | None:
-    """The checkpoint to resume from: ``auto`` = the latest ``checkpoint-N`` in the
-    output folder (None when there is none), ``never`` = None, else a path."""
-    spec = (train.resume or "auto").strip()
-    if spec.lower() in ("never", "no", "false", "none", ""):
-        return None
-    if spec.lower() == "auto":
-        from transformers.trainer_utils import get_last_checkpoint
-
-        out = Path(train.output_dir)
-        return get_last_checkpoint(str(out)) if out.is_dir() else None
-    if not Path(spec).is_dir():
-        raise MedgroundError(f"train.resume: checkpoint folder {spec} not found")
-    return spec
-
-
 def load_checkpoint_weights(model, checkpoint: str) -> None:
     """Load the weights saved in ``checkpoint`` into ``model`` through ``from_pretrained``.
 
@@ -181,17 +165,53 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def make_trainer(trainer_cls, cfg, model, processor, frame, template, **trainer_kwargs):
+def _plan_quietly(cfg) -> str | None:
+    """Another process of a distributed run: the same checkpoint as the main process, which
+    alone removes files and speaks (it may not have removed them yet: wait for it)."""
+    import time
+
+    from .run_folder import plan_run
+
+    plan = plan_run(cfg)
+    for _ in range(600):
+        if not any(p.exists() for p in plan.remove):
+            break
+        time.sleep(0.1)
+    return str(plan.checkpoint) if plan.checkpoint is not None else None
+
+
+def check_before_loading(cfg) -> tuple[list, list | None]:
+    """What a run checks before the model loads: the fields it needs, that its run folder
+    may be reused (:func:`medground.train.run_folder.plan_run`), and its data — train and
+    validation files validated like ``medground data validate`` (every problem listed, or
+    the bad samples left out with ``data.skip_invalid``).  Returns ``(train, val)``
+    samples (``val`` None when the run does not evaluate)."""
+    from ..data.checked import read_valid_samples
+    from .config import require
+    from .run_folder import plan_run, say
+
+    require(cfg)
+    plan_run(cfg)
+    hint = "; fix them, or pass --data.skip_invalid to train without them"
+
+    def read(path):
+        return read_valid_samples(path, skip_invalid=cfg.data.skip_invalid, hint=hint, note=say)
+
+    return read(cfg.data.train), read(cfg.data.val) if cfg.evaluates else None
+
+
+def make_trainer(trainer_cls, cfg, model, processor, frame, template, val_samples=None, **trainer_kwargs):
     """``(trainer, eval_callback)``: ``trainer_cls`` with the plot callback and, when the
-    run evaluates (``eval.every_steps`` and ``data.val`` set), the greedy grounding evaluation."""
+    run evaluates (``eval.every_steps`` and ``data.val`` set), the greedy grounding
+    evaluation on ``val_samples`` (default: read from ``data.val``)."""
     from ..data.schema import read_jsonl
     from .callbacks import GroundingEvalCallback, PlotCallback
 
     callbacks = [PlotCallback(cfg.train.output_dir)]
     evaluator = None
     if cfg.evaluates:
-        evaluator = GroundingEvalCallback(read_jsonl(cfg.data.val), processor, frame, template, cfg.eval,
-                                          cfg.train.output_dir)
+        val = val_samples if val_samples is not None else read_jsonl(cfg.data.val)
+        evaluator = GroundingEvalCallback(val, processor, frame, template, cfg.eval, cfg.train.output_dir)
         callbacks.append(evaluator)
     trainer = trainer_cls(model=model, processing_class=processor, callbacks=callbacks, **trainer_kwargs)
     if evaluator is not None:
@@ -200,11 +220,13 @@ def make_trainer(trainer_cls, cfg, model, processor, frame, template, **trainer_
 
 
 def train_and_save(trainer, processor, frame, cfg) -> dict:
-    """Train (resuming per ``cfg.train.resume``), save ``OUTPUT/final`` (model, processor,
-    ``medground.json``) and return :func:`run_summary`; a checkpoint that cannot be resumed
-    is reported as a :class:`MedgroundError`."""
+    """Train (resuming per ``cfg.train.resume``: :mod:`medground.train.run_folder`), save
+    ``OUTPUT/final`` (model, processor, ``medground.json``) and return :func:`run_summary`;
+    a checkpoint that cannot be resumed is reported as a :class:`MedgroundError`."""
+    from .run_folder import plan_run, start_run
+
+    resume = start_run(plan_run(cfg)) if is_main_process() else _plan_quietly(cfg)
     write_run_config(cfg)
-    resume = resolve_resume(cfg.train)
     try:
         trainer.train(resume_from_checkpoint=resume)
     except (ValueError, RuntimeError) as exc:

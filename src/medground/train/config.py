@@ -45,6 +45,11 @@ DTYPE_ALIASES = ("", "fp32", "bf16", "fp16")  # also accepted by medground.model
 LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
 SCALE_REWARDS = ("group", "batch", "none")
 VLLM_MODES = ("colocate", "server")
+#: ``lr_scheduler_type`` values of transformers 5.x (``SchedulerType``; tests compare with its list).
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
+              "warmup_stable_decay", "greedy")
+MAX_SEED = 2**32 - 1  # numpy's limit (transformers seeds numpy with it)
 
 
 @dataclass
@@ -90,6 +95,9 @@ class DataConfig:
         "help": "Prompt template: r1, chain_of_box, medreasoner, medreasoner_nothink."})
     max_train_samples: int | None = field(default=None, metadata={
         "help": "Use only the first N training samples (default: all)."})
+    skip_invalid: bool = field(default=False, metadata={
+        "help": "Leave out the samples medground data validate finds problems in, with a counted warning "
+                "(default: stop and list them)."})
 
     def __post_init__(self):
         from ..templates import get_template
@@ -149,6 +157,16 @@ class TrainConfig:
         check_range(self, "num_train_epochs", "warmup_steps", "weight_decay", "max_grad_norm",
                     "dataloader_num_workers", low=0)
         check_range(self, "save_total_limit", low=1)
+        check_range(self, "seed", low=0, high=MAX_SEED)
+        check_choice(self, "lr_scheduler_type", SCHEDULERS)
+        if self.max_steps != -1 and self.max_steps < 1:
+            raise ConfigError("max_steps", f"must be -1 (num_train_epochs decides) or >= 1; got {self.max_steps}")
+        if self.max_steps == -1 and self.num_train_epochs == 0:
+            raise ConfigError(("max_steps", "num_train_epochs"), "train for no step (max_steps -1 and "
+                                                                 "num_train_epochs 0)")
+        if self.warmup_steps >= 1 and not float(self.warmup_steps).is_integer():
+            raise ConfigError("warmup_steps", f"must be a fraction below 1 or a whole number of steps; "
+                                              f"got {self.warmup_steps}")
 
 
 @dataclass
@@ -288,10 +306,21 @@ class RewardTerm:
     options: dict[str, Any] = field(default_factory=dict, metadata={"help": "Options of the reward."})
 
     def __post_init__(self):
+        from ..rewards import REWARDS
+
         if not self.name:
             raise ConfigError("name", "every reward needs a name")
         if not math.isfinite(self.weight):
             raise ConfigError("weight", f"must be a finite number; got {self.weight}")
+        # before any heavy work: an unknown name or option fails when the config loads
+        try:
+            entry = REWARDS.entry(self.name)
+        except MedgroundError as exc:
+            raise ConfigError("name", str(exc)) from None
+        try:
+            entry.check_options(self.options, REWARDS.kind)
+        except MedgroundError as exc:
+            raise ConfigError("options", str(exc)) from None
 
 
 def _reward_entries(value) -> list:
@@ -363,7 +392,8 @@ class GRPORunConfig(_RunConfig):
     rewards: list[RewardTerm] = field(
         default_factory=lambda: [RewardTerm("format"), RewardTerm("iou")],
         metadata={"help": "Reward terms: a list of {name, weight, options}, or name:weight,... on the command line "
-                          "(medground rewards list).",
+                          "(medground rewards list).  A config without rewards trains with format and iou, weight 1 "
+                          "each (the run prints the terms it uses).",
                   "convert": _reward_entries, "metavar": "rewards", "default_text": "format,iou"},
     )
 

@@ -16,11 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..data.schema import read_jsonl
 from ..errors import MedgroundError
 from ..geometry import Frame
-from .common import ExactResumeMixin, load_training_policy, make_trainer, make_trl_config, train_and_save
-from .config import GRPORunConfig, RewardTerm, require
+from .common import (
+    ExactResumeMixin,
+    check_before_loading,
+    load_training_policy,
+    make_trainer,
+    make_trl_config,
+    train_and_save,
+)
+from .config import GRPORunConfig, RewardTerm
+from .run_folder import say
 
 
 def build_rewards(terms: list[RewardTerm], frame: Frame) -> tuple[list, list[float]]:
@@ -71,14 +78,15 @@ def build_grpo_trainer(cfg: GRPORunConfig):
     from ..data.trl_dataset import grpo_dataset
     from ..templates import get_template
 
-    require(cfg)
+    train_samples, val_samples = check_before_loading(cfg)
     template = get_template(cfg.data.template)
+    say("rewards: " + ", ".join(f"{r.name} x{r.weight:g}" for r in cfg.rewards))
+    args = make_trl_config(GRPOConfig, cfg.train, **grpo_trl_options(cfg, [float(r.weight) for r in cfg.rewards]))
     model, processor, frame = load_training_policy(cfg)
     reward_funcs, weights = build_rewards(cfg.rewards, frame)
-    dataset = grpo_dataset(read_jsonl(cfg.data.train), template, frame, limit=cfg.data.max_train_samples)
-    args = make_trl_config(GRPOConfig, cfg.train, **grpo_trl_options(cfg, weights))
+    dataset = grpo_dataset(train_samples, template, frame, limit=cfg.data.max_train_samples)
     try:
-        trainer, evaluator = make_trainer(_trainer_class(), cfg, model, processor, frame, template,
+        trainer, evaluator = make_trainer(_trainer_class(), cfg, model, processor, frame, template, val_samples,
                                           reward_funcs=reward_funcs, args=args, train_dataset=dataset)
     except ValueError as exc:  # TRL's own checks (batch size vs num_generations, ...)
         raise MedgroundError(f"GRPO configuration: {exc}") from None

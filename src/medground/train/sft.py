@@ -12,9 +12,15 @@ evaluation and the plot are the same as for GRPO.
 
 from __future__ import annotations
 
-from ..data.schema import read_jsonl
-from .common import ExactResumeMixin, load_training_policy, make_trainer, make_trl_config, train_and_save
-from .config import SFTRunConfig, require
+from .common import (
+    ExactResumeMixin,
+    check_before_loading,
+    load_training_policy,
+    make_trainer,
+    make_trl_config,
+    train_and_save,
+)
+from .config import SFTRunConfig
 
 
 def _trainer_class():
@@ -33,16 +39,15 @@ def build_sft_trainer(cfg: SFTRunConfig):
     from ..data.trl_dataset import sft_dataset
     from ..templates import get_template
 
-    require(cfg)
+    train_samples, val_samples = check_before_loading(cfg)
     template = get_template(cfg.data.template)
-    model, processor, frame = load_training_policy(cfg)
-    train_samples = read_jsonl(cfg.data.train)
-    dataset = sft_dataset(train_samples, template, frame, limit=cfg.data.max_train_samples, think=cfg.sft.think)
     args = make_trl_config(
         SFTConfig, cfg.train, max_length=cfg.sft.max_length, completion_only_loss=cfg.sft.completion_only_loss,
     )
-    trainer, evaluator = make_trainer(_trainer_class(), cfg, model, processor, frame, template, args=args,
-                                      train_dataset=dataset)
+    model, processor, frame = load_training_policy(cfg)
+    dataset = sft_dataset(train_samples, template, frame, limit=cfg.data.max_train_samples, think=cfg.sft.think)
+    trainer, evaluator = make_trainer(_trainer_class(), cfg, model, processor, frame, template, val_samples,
+                                      args=args, train_dataset=dataset)
     return trainer, processor, frame, evaluator
 
 
