@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -65,6 +66,7 @@ def test_a_hub_id_is_used_only_online_and_when_no_such_path_exists(workdir, monk
 
 
 def test_cli_typo_is_one_line_with_a_close_match_and_no_network(workdir, capsys):
+    Path("d.jsonl").write_text('{"id": "a", "image": "a.png", "query": "q", "boxes": [[0, 0, 1, 1]]}\n')
     with pytest.raises(SystemExit) as exc:
         main(["predict", "--model", "models/tinyy", "--data", "d.jsonl", "--out", "p.jsonl"])
     assert exc.value.code == 2
@@ -176,6 +178,7 @@ def test_a_truncated_model_file_is_named_before_loading(truncated_model):
 
 def test_cli_predict_with_a_truncated_model_is_one_line_exit_2(truncated_model, tmp_path, capsys):
     _, bad = truncated_model
+    (tmp_path / "d.jsonl").write_text('{"id": "a", "image": "a.png", "query": "q", "boxes": [[0, 0, 1, 1]]}\n')
     with pytest.raises(SystemExit) as exc:
         main(["predict", "--model", str(bad), "--data", str(tmp_path / "d.jsonl"), "--out", str(tmp_path / "p.jsonl")])
     assert exc.value.code == 2

@@ -65,9 +65,9 @@ def test_same_settings_resume(policy, data, first_run):
 
 
 @pytest.mark.parametrize("change, needle", [
-    ({"max_new_tokens": 16}, "max_new_tokens 8 (now 16)"),
-    ({"template": "medreasoner"}, "template 'r1' (now 'medreasoner')"),
-    ({"segmenter": "watershed"}, "segmenter None (now {"),
+    ({"max_new_tokens": 16}, "max_new_tokens: 8 -> 16"),
+    ({"template": "medreasoner"}, 'template: "r1" -> "medreasoner"'),
+    ({"segmenter": "watershed"}, "segmenter: None -> (unset)"),
 ])
 def test_other_settings_are_refused_naming_the_difference(policy, data, first_run, change, needle):
     before = first_run.read_bytes()
@@ -81,11 +81,11 @@ def test_other_settings_are_refused_naming_the_difference(policy, data, first_ru
 
 def test_another_frame_or_model_is_refused(tiny_dir, data, first_run, tmp_path):
     other_frame = load_policy(tiny_dir, device="cpu", frame="norm1000")
-    with pytest.raises(MedgroundError, match="frame 'qwen2.5-vl .*' \\(now 'norm1000'\\)"):
+    with pytest.raises(MedgroundError, match="frame: \"qwen2.5-vl.*\" -> \"norm1000\""):
         predict(other_frame, data, first_run, max_new_tokens=8, progress=False)
     copy = tmp_path / "tiny_copy"
     shutil.copytree(tiny_dir, copy)
-    with pytest.raises(MedgroundError, match="model .*tiny' \\(now .*tiny_copy'\\)"):
+    with pytest.raises(MedgroundError, match="model: .*tiny\" -> .*tiny_copy\""):
         predict(load_policy(copy, device="cpu"), data, first_run, max_new_tokens=8, progress=False)
 
 
@@ -103,7 +103,7 @@ def test_a_checkpoint_retrained_in_place_is_another_model(tiny_dir, data, tmp_pa
 def test_another_dataset_is_refused(policy, data, first_run, tmp_path):
     other = tmp_path / "other.jsonl"
     write_jsonl(read_jsonl(data)[:1], other)
-    with pytest.raises(MedgroundError, match="data .*all.jsonl' \\(now .*other.jsonl'\\)"):
+    with pytest.raises(MedgroundError, match="data: .*all.jsonl\" -> .*other.jsonl\""):
         predict(policy, other, first_run, max_new_tokens=8, progress=False)
 
 
@@ -126,7 +126,7 @@ def test_the_cli_refuses_before_loading_the_model(data, first_run, tiny_dir, cap
     code, _, err = run(["predict", "--model", str(tiny_dir), "--data", str(data), "--out", str(first_run),
                         "--max-new-tokens", "32"], capsys)
     assert code == 2 and err.count("\n") == 1
-    assert "max_new_tokens 8 (now 32)" in err and "--overwrite" in err
+    assert "max_new_tokens: 8 -> 32" in err and "--overwrite" in err
 
 
 def test_predict_on_an_empty_dataset_warns(policy, tmp_path, capsys, tiny_dir):
@@ -151,9 +151,9 @@ def seg_run(data, tmp_path):
 
 def test_segment_refuses_another_prompt_segmenter_option_or_dataset(data, seg_run, tmp_path):
     samples = read_jsonl(data)
-    with pytest.raises(MedgroundError, match="prompt 'box' \\(now 'box\\+points'\\)"):
+    with pytest.raises(MedgroundError, match="prompt: \"box\" -> \"box\\+points\""):
         segment_samples(samples, "watershed", prompt="box+points", out=seg_run, progress=False, source=data)
-    with pytest.raises(MedgroundError, match="segmenter .*sigma"):
+    with pytest.raises(MedgroundError, match="segmenter.options.sigma: \(unset\) -> \"3.0\""):
         segment_samples(samples, "watershed", prompt="box", out=seg_run, progress=False, source=data, sigma=3.0)
     other = tmp_path / "other.jsonl"
     write_jsonl(samples[:1], other)

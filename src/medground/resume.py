@@ -20,7 +20,7 @@ by an older medground or another tool) is refused too.  ``--overwrite`` starts o
 >>> claim_output(out, {"model": "b", "max_new_tokens": 64})     # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-medground.errors.MedgroundError: .../pred.jsonl was written with other settings: model 'a' (now 'b'); ...
+medground.errors.MedgroundError: .../pred.jsonl was written with other settings: model: "a" -> "b"; ...
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .config.compare import differences
 from .errors import MedgroundError
 from .fileio import atomic_json
 
@@ -78,20 +79,6 @@ def check_resume(out: str | os.PathLike, settings: dict[str, Any], *, hint: str 
                              f"two runs — {hint}")
 
 
-def differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``"key stored (now current)"`` for every setting that differs.
-
-    >>> differences({"a": 1, "b": "x"}, {"a": 2, "b": "x", "c": None})
-    ['a 1 (now 2)']
-    """
-    out = []
-    for key in sorted(set(stored) | set(current), key=lambda k: (k not in current, k)):
-        old, new = stored.get(key), current.get(key)
-        if _canonical(old) != _canonical(new):
-            out.append(f"{key} {old!r} (now {new!r})")
-    return out
-
-
 def file_digest(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes (what a dataset file is, for :func:`claim_output`)."""
     h = hashlib.sha256()
@@ -124,7 +111,3 @@ def _read_sidecar(side: Path, out, hint: str) -> dict[str, Any]:
     if not isinstance(stored, dict):
         raise MedgroundError(f"{side}: expected a JSON object — {hint}")
     return stored
-
-
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)

@@ -44,10 +44,12 @@ def predict(
     check_options(data=data, out=out, image=image, query=query, batch_size=batch_size, max_new_tokens=max_new_tokens,
                   limit=limit, template=template, frame=frame, segmenter=segmenter, min_pixels=min_pixels,
                   max_pixels=max_pixels, device=device)
-    typer.echo(resolve_model_source(model).describe(), err=True)  # a mistyped folder fails here, offline
     if data is not None:
         read_samples(data, root=root)  # a bad dataset fails now, not after the model has loaded
+    source = resolve_model_source(model)  # a mistyped folder fails here, offline
+    if data is not None:
         check_resumable(model, data, out, template=template, max_new_tokens=max_new_tokens, overwrite=overwrite)
+    typer.echo(source.describe(), err=True)
     policy = load_policy(model, frame=frame, template=template, device=device, dtype=dtype,
                          min_pixels=min_pixels, max_pixels=max_pixels)
     if image is not None:
