@@ -74,7 +74,8 @@ def evaluate(
     * ``bootstrap``: resamples for the 95 % intervals (0 turns them off), seeded by ``seed``.
     * ``reextract``: ``vlm-r1`` logs: extract the box again from ``model_output`` instead of
       using the stored ``extracted_answer``.
-    * ``per_sample``: include the per-sample rows; ``progress``: show a progress bar (terminal).
+    * ``per_sample``: include the per-sample rows (``id``, ``status``, ``iou``... and the prediction
+      scored, in original pixels: ``pred_box``, ``pred_points``); ``progress``: show a progress bar (terminal).
     """
     if iou not in IOU_VARIANTS:
         raise MedgroundError(f"unknown IoU variant {iou!r}; choose one of {', '.join(IOU_VARIANTS)}")
