@@ -129,7 +129,7 @@ def page_times(url: str, exe: str, image: Path, query: str) -> dict:
         t = time.perf_counter()
         page2.goto(url)
         page2.click("#tab-browse-button")
-        page2.wait_for_selector("#browse-table tbody tr >> visible=true")
+        page2.wait_for_selector("#browse-table [role=gridcell]")
         out["browse: page (open URL, click Browse -> rows shown)"] = time.perf_counter() - t
         browser.close()
     return out

@@ -233,6 +233,7 @@ def screenshot_dir(tmp_path) -> Path:
 
 def upload(pg, path) -> None:
     """Upload ``path`` through the file box (emptied first, as a user clicks its ×)."""
+    pg.wait_for_selector("#ground-file")
     if not pg.locator("#ground-file input[type=file]").count():
         pg.locator("#ground-file button[aria-label='Clear']").first.click()
         pg.wait_for_selector("#ground-file input[type=file]", state="attached")
@@ -315,8 +316,9 @@ def test_bad_input_gets_a_message_and_the_app_lives_on(page, tmp_path, image):
     assert "cut.png" in wait_status(page, "cut.png")
     upload(page, bomb_png(tmp_path / "bomb.png"))
     assert "limit is 64 megapixels" in wait_status(page, "megapixels")
+    page.fill("#ground-query textarea", QUERY)
     page.click("#ground-submit")  # the bomb is refused at submit too, never decoded
-    wait_status(page, "megapixels")
+    wait_status(page, "^⚠️ bomb.png: .*megapixels")
     big = tmp_path / "big.png"
     big.write_bytes(os.urandom(3 * 1024 * 1024))
     upload(page, big)
@@ -354,44 +356,45 @@ def test_two_tabs_submitting_at_once_get_their_own_answers(browser, server, imag
         context.close()
 
 
-#: The table's rendered rows (the grid also keeps hidden rows for measuring).
-ROWS_JS = ("[...document.querySelectorAll('#browse-table tbody tr')]"
-           ".filter(r => r.offsetParent !== null && r.querySelectorAll('td').length)")
+#: The table's rendered rows, in order (the grid draws the rows in view as ``role=row`` divs).
+ROWS_JS = ("[...document.querySelectorAll('#browse-table [role=row][data-index]')]"
+           ".sort((a, b) => a.dataset.index - b.dataset.index)")
+CELLS_JS = "r => [...r.querySelectorAll('[role=gridcell]')]"
 
 
 def table_rows(pg) -> list[list[str]]:
-    return pg.evaluate(f"() => {ROWS_JS}.map(r => [...r.querySelectorAll('td')].map(td => td.innerText.trim()))")
+    return pg.evaluate(f"() => {ROWS_JS}.map(r => ({CELLS_JS})(r).map(c => c.innerText.trim()))")
 
 
 def choose(pg, dropdown: str, option: str) -> None:
     pg.click(f"{dropdown} input")
-    pg.locator("ul[role=listbox] li[role=option]", has_text=re.compile(f"^{re.escape(option)}$")).first.click()
+    pg.get_by_role("option", name=option, exact=True).first.click()
 
 
 def test_browse_sort_filter_and_open_a_row(page, tmp_path):
     page.click("#tab-browse-button")
-    page.wait_for_selector("#browse-table tbody tr >> visible=true")
+    page.wait_for_selector("#browse-table [role=gridcell]")
     summary = page.inner_text("#browse-summary")
     assert "model" in summary and "truth" in summary and "mIoU" in summary
     rows = table_rows(page)
     assert len(rows) >= 6
-    header = page.eval_on_selector_all("#browse-table thead th", "hs => hs.map(h => h.innerText.trim())")
+    header = page.eval_on_selector_all("#browse-table th[role=columnheader]", "hs => hs.map(h => h.innerText.trim())")
     col = next(i for i, h in enumerate(header) if h.startswith("IoU truth"))
     choose(page, "#browse-sort", "IoU truth")
     page.click("#browse-descending input")
-    page.wait_for_function(f"([k]) => {{ const v = {ROWS_JS}.map(r => +r.querySelectorAll('td')[k].innerText);"
-                           " return v.every((x, i) => i === 0 || v[i - 1] >= x) && v[0] > v[v.length - 1]; }}",
+    page.wait_for_function(f"([k]) => {{ const v = {ROWS_JS}.map(r => +({CELLS_JS})(r)[k].innerText);"
+                           " return v.length > 1 && v.every((x, i) => i === 0 || v[i - 1] >= x) && v[0] > v[v.length - 1]; }}",
                            arg=[col])
     rows = table_rows(page)
     values = [float(r[col]) for r in rows]
     assert values == sorted(values, reverse=True) and values[0] > values[-1]
     category = rows[0][1]
     choose(page, "#browse-category", category)
-    page.wait_for_function(f"([c]) => {ROWS_JS}.every(r => r.querySelectorAll('td')[1].innerText.trim() === c)",
+    page.wait_for_function(f"([c]) => {ROWS_JS}.every(r => ({CELLS_JS})(r)[1].innerText.trim() === c)",
                            arg=[category])
     filtered = table_rows(page)
     assert filtered and all(r[1] == category for r in filtered)
-    page.locator("#browse-table tbody tr >> visible=true").first.locator("td").nth(2).click()
+    page.locator("#browse-table [role=row][data-index='0'] [role=gridcell]").nth(2).click()
     page.wait_for_selector("#browse-overlay-0 img")
     page.wait_for_selector("#browse-overlay-1 img")
     assert filtered[0][0] in page.inner_text("#browse-status")

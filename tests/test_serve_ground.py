@@ -128,3 +128,15 @@ def test_box_agreement():
     # the middle box overlaps both others: it is the consensus
     mid = box_agreement([[0, 0, 10, 10], [5, 0, 15, 10], [10, 0, 20, 10]])
     assert mid["consensus"] == 1 and mid["agree"] == pytest.approx(1 / 3, abs=1e-3)
+
+
+def test_sampled_boxes_are_drawn_faintly():
+    from medground.overlay import PRED, draw_overlay
+
+    img = np.zeros((64, 64), np.uint8)
+    plain = np.asarray(draw_overlay(img, pred_box=[10, 10, 30, 30]))
+    faint = np.asarray(draw_overlay(img, pred_box=[10, 10, 30, 30], sample_boxes=[[40, 40, 60, 60]]))
+    assert faint.shape[0] > plain.shape[0]  # one more legend line: "1 sampled boxes (faint)"
+    edge = faint[40 * 8, 50 * 8]  # the sampled box's top edge (64 px drawn at 512 px)
+    assert plain[40 * 8, 50 * 8].tolist() == [0, 0, 0]
+    assert 0 < edge[0] < PRED[0] and (edge > 0).any()  # orange, blended with the black image

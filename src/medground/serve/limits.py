@@ -7,13 +7,13 @@ shows; the app keeps running.  The defaults (:class:`Limits`) are documented in
 ``docs/serve.md`` and set from the command line (``--max-upload-mb``,
 ``--max-image-pixels``, ``--max-query-chars``).
 
->>> limits = Limits(max_query_chars=20)
+>>> limits = Limits(max_query_chars=30)
 >>> check_query("  left pleural effusion  ", limits)
 'left pleural effusion'
->>> check_query("x" * 21, limits)
+>>> check_query("x" * 31, limits)
 Traceback (most recent call last):
 ...
-medground.errors.MedgroundError: the query has 21 characters; the limit is 20
+medground.errors.MedgroundError: the query has 31 characters; the limit is 30
 >>> parse_size("50MB"), parse_size("512kb"), parse_size("1000")
 (52428800, 524288, 1000)
 """
