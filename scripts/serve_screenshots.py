@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def main() -> None:
     sample = read_jsonl(args.data)[args.sample]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    raw = Path(tempfile.mkdtemp())  # full-size screenshots; only the small copies go to --out
     handle = serve(args.model, segmenter="watershed", data=args.data, predictions=args.predictions, port=0,
                    device="cpu")
     try:
@@ -61,7 +63,7 @@ def main() -> None:
             page.click("#ground-submit")
             page.wait_for_selector("#ground-overlay img")
             time.sleep(1)
-            page.screenshot(path=str(out / "serve_ground.raw.png"), full_page=True)
+            page.screenshot(path=str(raw / "serve_ground.png"), full_page=True)
             page.click("#tab-browse-button")
             page.wait_for_selector("#browse-table [role=gridcell]")
             page.click("#browse-sort input")
@@ -70,13 +72,12 @@ def main() -> None:
             page.locator("#browse-table [role=row][data-index='0'] [role=gridcell]").nth(2).click()
             page.wait_for_selector("#browse-overlay-0 img")
             time.sleep(1)
-            page.screenshot(path=str(out / "serve_browse.raw.png"), full_page=True)
+            page.screenshot(path=str(raw / "serve_browse.png"), full_page=True)
             browser.close()
     finally:
         handle.stop()
     for name in ("serve_ground", "serve_browse"):
-        small_png(out / f"{name}.raw.png", out / f"{name}.png")
-        (out / f"{name}.raw.png").unlink()
+        small_png(raw / f"{name}.png", out / f"{name}.png")
         print(out / f"{name}.png", (out / f"{name}.png").stat().st_size // 1024, "KB")
 
 

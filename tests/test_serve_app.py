@@ -383,7 +383,7 @@ def test_browse_sort_filter_and_open_a_row(page, tmp_path):
     choose(page, "#browse-sort", "IoU truth")
     page.click("#browse-descending input")
     page.wait_for_function(f"([k]) => {{ const v = {ROWS_JS}.map(r => +({CELLS_JS})(r)[k].innerText);"
-                           " return v.length > 1 && v.every((x, i) => i === 0 || v[i - 1] >= x) && v[0] > v[v.length - 1]; }}",
+                           " return v.length > 1 && v.every((x, i) => i === 0 || v[i - 1] >= x) && v[0] > v[v.length - 1]; }",
                            arg=[col])
     rows = table_rows(page)
     values = [float(r[col]) for r in rows]
