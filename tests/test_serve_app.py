@@ -218,7 +218,7 @@ def browser():
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     pg = context.new_page()
-    pg.set_default_timeout(60_000)
+    pg.set_default_timeout(120_000)  # generous: CI shares two cores
     pg.goto(server)
     pg.wait_for_selector("#ground-file")
     yield pg
@@ -397,5 +397,5 @@ def test_browse_sort_filter_and_open_a_row(page, tmp_path):
     page.locator("#browse-table [role=row][data-index='0'] [role=gridcell]").nth(2).click()
     page.wait_for_selector("#browse-overlay-0 img")
     page.wait_for_selector("#browse-overlay-1 img")
-    assert filtered[0][0] in page.inner_text("#browse-status")
+    assert filtered[0][0] in page.inner_text("#browse-selected")
     page.screenshot(path=str(screenshot_dir(tmp_path) / "serve_browse.png"), full_page=True)

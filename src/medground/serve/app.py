@@ -30,7 +30,7 @@ log = logging.getLogger("medground.serve")
 TITLE = "medground"
 MODEL_SLOT = "model"  # the concurrency id every model call shares
 CSS = """
-#ground-status p, #browse-status p { font-weight: 600; }
+#ground-status p, #browse-selected p { font-weight: 600; }
 """
 
 
@@ -292,7 +292,7 @@ def _browse_tab(gr, holder: dict, browser_factory) -> None:
     headers, rows = browser.table()
     table = gr.Dataframe(value=rows, headers=headers, interactive=False, elem_id="browse-table", max_height=420,
                          wrap=True)
-    message = gr.Markdown("Select a row to see its overlay.", elem_id="browse-status")
+    message = gr.Markdown("Select a row to see its overlay.", elem_id="browse-selected")
     with gr.Row():
         pictures = [gr.Image(label=run.name, type="pil", interactive=False, elem_id=f"browse-overlay-{k}", format="png")
                     for k, run in enumerate(browser.runs)]
