@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MedgroundError, where
-from .paths import check_under
+from .paths import check_under, resolved_roots
 
 #: Statuses of a prediction (evaluate's): scored, absent from the file, failed, no box found.
 STATUSES = ("ok", "missing", "error", "unparseable")
@@ -64,15 +64,14 @@ class Browser:
         if len(predictions) > 2:
             raise MedgroundError(f"Browse compares at most two prediction files, got {len(predictions)}")
         self.data = Path(data)
-        self.roots = [self.data.resolve().parent, *(Path(p).resolve().parent for p in predictions),
-                      *(Path(r) for r in roots)]
+        self.roots = resolved_roots([self.data.parent, *(Path(p).parent for p in predictions), *roots])
         items = read_samples(self.data)
         for it in items:
             s = it.sample
             loc = where(self.data, it.line, s.id)
-            check_under(s.image, self.roots, what="image", where=loc)
+            check_under(s.image, self.roots, what="image", where=loc, resolved=True)
             if isinstance(s.mask, str):
-                check_under(s.mask, self.roots, what="mask", where=loc)
+                check_under(s.mask, self.roots, what="mask", where=loc, resolved=True)
         self.samples = [it.sample for it in items]
         self.by_id = {s.id: s for s in self.samples}
         self.runs = [self._run(Path(p), iou=iou, fmt=fmt, bootstrap=bootstrap) for p in predictions]
@@ -91,7 +90,7 @@ class Browser:
         for rec in records:
             if isinstance(rec.mask, str):  # a PNG path, relative to the prediction file
                 target = rec.mask if os.path.isabs(rec.mask) else str(root / rec.mask)
-                check_under(target, self.roots, what="mask", where=where(path, rec.line, rec.id))
+                check_under(target, self.roots, what="mask", where=where(path, rec.line, rec.id), resolved=True)
             if rec.id is not None:
                 masks[str(rec.id)] = rec.mask
                 completions[str(rec.id)] = rec.completion

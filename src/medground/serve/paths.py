@@ -42,12 +42,13 @@ def is_under(path: str | os.PathLike, roots: Iterable[str | os.PathLike]) -> boo
 
 
 def check_under(path: str | os.PathLike, roots: Iterable[str | os.PathLike], *, what: str = "file",
-                where: str | None = None) -> Path:
+                where: str | None = None, resolved: bool = False) -> Path:
     """``path`` resolved, or :class:`MedgroundError` when it leaves the allowed ``roots``.
 
     ``what`` names the field (``"image"``, ``"mask"``) and ``where`` the place it was read
-    from (``FILE:LINE [id=...]``), so the message says which line to fix."""
-    roots = resolved_roots(roots)
+    from (``FILE:LINE [id=...]``), so the message says which line to fix.  ``resolved=True``
+    says ``roots`` come from :func:`resolved_roots` already (checking many paths)."""
+    roots = list(roots) if resolved else resolved_roots(roots)
     if not roots:
         raise MedgroundError(f"{where + ': ' if where else ''}no folder is open to the app; cannot read {what} {path}")
     target = Path(path).expanduser().resolve()
