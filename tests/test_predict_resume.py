@@ -153,7 +153,7 @@ def test_segment_refuses_another_prompt_segmenter_option_or_dataset(data, seg_ru
     samples = read_jsonl(data)
     with pytest.raises(MedgroundError, match="prompt: \"box\" -> \"box\\+points\""):
         segment_samples(samples, "watershed", prompt="box+points", out=seg_run, progress=False, source=data)
-    with pytest.raises(MedgroundError, match="segmenter.options.sigma: \(unset\) -> \"3.0\""):
+    with pytest.raises(MedgroundError, match=r"segmenter.options.sigma: \(unset\) -> \"3.0\""):
         segment_samples(samples, "watershed", prompt="box", out=seg_run, progress=False, source=data, sigma=3.0)
     other = tmp_path / "other.jsonl"
     write_jsonl(samples[:1], other)

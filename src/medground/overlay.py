@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw, ImageFont
 PRED = (230, 159, 0)  # orange
 GT = (86, 180, 233)  # sky blue
 MASK_ALPHA = 0.38
+FAINT_ALPHA = 110  # opacity (of 255) of each sampled box
 MIN_SIDE = 512
 MAX_SIDE = 1024
 
@@ -99,13 +100,15 @@ def _dashed_rect(draw: ImageDraw.ImageDraw, box, color, width: int, dash: int) -
 
 
 def draw_overlay(image, pred_box=None, pred_points=None, pred_mask=None, gt_box=None, gt_points=None, gt_mask=None,
-                 title: str | None = None) -> Image.Image:
+                 title: str | None = None, sample_boxes=None) -> Image.Image:
     """An RGB overlay of prediction and ground truth on ``image`` (PIL / array / path).
 
     Coordinates are original-image pixels; boxes are one ``xyxy`` box (or a list of
     them: every box is drawn; ``[]``: none was predicted); points are ``[[x, y], ...]``;
-    masks boolean (H, W) of the image's size.  Anything missing, NaN or of the wrong
-    size is left out and named in the legend instead of raising."""
+    masks boolean (H, W) of the image's size.  ``sample_boxes`` (a list of boxes, e.g. the
+    answers of N sampled completions) are drawn thin and faint under the prediction.
+    Anything missing, NaN or of the wrong size is left out and named in the legend instead
+    of raising."""
     base = _as_rgb(image)
     W, H = base.size
     scale = max(1.0, MIN_SIDE / max(W, H))
@@ -158,6 +161,14 @@ def draw_overlay(image, pred_box=None, pred_points=None, pred_mask=None, gt_box=
         return out
 
     gt_boxes, pred_boxes = boxes_of(gt_box, "true"), boxes_of(pred_box, "pred")
+    faint = boxes_of(sample_boxes, "sampled") if sample_boxes is not None and len(sample_boxes) else []
+    if faint:  # on a transparent layer, so that overlapping samples add up where they agree
+        layer = Image.new("RGBA", im.size, (0, 0, 0, 0))
+        faint_draw = ImageDraw.Draw(layer)
+        for b in faint:
+            faint_draw.rectangle(sbox(b), outline=PRED + (FAINT_ALPHA,), width=max(1, lw // 2))
+        im = Image.alpha_composite(im.convert("RGBA"), layer).convert("RGB")
+        draw = ImageDraw.Draw(im)
     for b in gt_boxes:
         _dashed_rect(draw, sbox(b), GT, lw, dash=max(4, lw * 3))
     for b in pred_boxes:
@@ -179,6 +190,8 @@ def draw_overlay(image, pred_box=None, pred_points=None, pred_mask=None, gt_box=
         entries.append((PRED, "prediction: " + ", ".join(parts)))
     elif pred_box is not None or pred_points is not None or pred_mask is not None:
         entries.append((PRED, "prediction: nothing to draw (no box in the answer)"))
+    if faint:
+        entries.append((tuple(int(c * 0.6 + 20 * 0.4) for c in PRED), f"{len(faint)} sampled boxes (faint)"))
     if gt_boxes or _valid_points(gt_points) or gm is not None:
         parts = [n for n, ok in (("box (dashed)", gt_boxes), ("points (rings)", _valid_points(gt_points)), ("mask", gm is not None)) if ok]
         entries.append((GT, "ground truth: " + ", ".join(parts)))

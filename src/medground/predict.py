@@ -294,8 +294,11 @@ def build_messages(query: str, template, frame: Frame, width: int, height: int) 
     return msgs
 
 
-def generate_batch(policy, images: list, prompts: list[str], *, max_new_tokens: int = 128) -> list[str]:
-    """Greedy completions for ``prompts`` (chat-formatted, one image each), left-padded."""
+def generate_batch(policy, images: list, prompts: list[str], *, max_new_tokens: int = 128, num_samples: int = 1,
+                   temperature: float = 1.0) -> list[str]:
+    """Greedy completions for ``prompts`` (chat-formatted, one image each), left-padded;
+    with ``num_samples > 1``, that many sampled completions per prompt (at ``temperature``),
+    prompt after prompt."""
     import torch
 
     proc = policy.processor
@@ -305,6 +308,8 @@ def generate_batch(policy, images: list, prompts: list[str], *, max_new_tokens: 
     gc = getattr(policy.model, "generation_config", None)
     if gc is not None:  # greedy: silence sampling settings a checkpoint may carry
         gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+    if num_samples > 1:
+        gen_kwargs.update(do_sample=True, num_return_sequences=num_samples, temperature=temperature)
     with torch.inference_mode():
         out = policy.model.generate(**inputs, **gen_kwargs)
     new = out[:, inputs["input_ids"].shape[1]:]

@@ -22,6 +22,7 @@ from . import (  # noqa: F401  (each module registers its commands)
     rewards,
     segment,
     semantic,
+    serve,
     train,
 )
 from ._apps import app

@@ -78,7 +78,8 @@ def evaluate(
     * ``bootstrap``: resamples for the 95 % intervals (0 turns them off), seeded by ``seed``.
     * ``reextract``: ``vlm-r1`` logs: extract the box again from ``model_output`` instead of
       using the stored ``extracted_answer``.
-    * ``per_sample``: include the per-sample rows; ``progress``: show progress.
+    * ``per_sample``: include the per-sample rows (``id``, ``status``, ``iou``... and the prediction
+      scored, in original pixels: ``pred_box``, ``pred_points``); ``progress``: show progress.
     * ``allow_missing``: score a file none of whose ids is in the dataset (every sample
       missing) instead of raising :class:`MedgroundError`.
     * ``root``: the dataset's image and mask paths must lie under this folder.

@@ -107,6 +107,7 @@ def score_with_embedded_truth(
                 "iou": iou,
                 "category": s.category if s else rec.category,
                 "supercategory": s.supercategory if s else rec.supercategory,
+                "pred_box": box,
             }
         )
     return rows
@@ -156,6 +157,8 @@ def score_pairs(pairs, *, variant: str, pred_path, data_path, progress: bool = F
                 "mask_iou": None if not s.mask else 0.0,
                 "category": s.category,
                 "supercategory": s.supercategory,
+                "pred_box": rec.box if ok else None,
+                "pred_points": rec.points if ok else None,
             }
         )
         if ok and rec.box is not None:
