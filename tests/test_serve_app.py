@@ -192,7 +192,7 @@ def test_the_command_line_refuses_bad_starts_in_one_line(assets, tmp_path):
     run = subprocess.run([sys.executable, "-m", "medground", "serve", "--data", str(bad), "--predictions",
                           str(assets / "data" / "model.jsonl"), "--port", "0"], capture_output=True, text=True,
                          env=env, timeout=120)
-    assert run.returncode == 2 and "bad.jsonl:1" in run.stderr and "outside the folders" in run.stderr
+    assert run.returncode == 2 and "bad.jsonl:1" in run.stderr and "lies outside the" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
 
 

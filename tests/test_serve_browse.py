@@ -141,7 +141,7 @@ def test_files_pointing_outside_the_given_folders_are_refused(dataset, files, tm
     bad["image"] = "../outside.png"
     (folder / "d.jsonl").write_text("\n".join([lines[0].replace('"image": "', '"image": "' + str(dataset.parent) + "/"),
                                               json.dumps(bad)]) + "\n")
-    with pytest.raises(MedgroundError, match=rf"d.jsonl:2 \[id={bad['id']}\]: image .*outside.png is outside"):
+    with pytest.raises(MedgroundError, match=rf"d.jsonl:2 \[id={bad['id']}\]: image .*outside.png lies outside"):
         Browser(folder / "d.jsonl", [files[0]], bootstrap=0)
     # the same file is fine once its folder is given
     Browser(folder / "d.jsonl", [files[0]], roots=[tmp_path], bootstrap=0)
@@ -151,7 +151,7 @@ def test_files_pointing_outside_the_given_folders_are_refused(dataset, files, tm
     pred.parent.mkdir()
     pred.write_text(json.dumps({"id": sid, "boxes": [[1, 1, 5, 5]], "mask": "../../../etc/passwd", "frame": "pixels",
                                 "completion": None, "points": None, "error": None}) + "\n")
-    with pytest.raises(MedgroundError, match=rf"pred.jsonl:1 \[id={sid}\]: mask .* is outside"):
+    with pytest.raises(MedgroundError, match=rf"pred.jsonl:1 \[id={sid}\]: mask .* lies outside"):
         Browser(dataset, [pred], bootstrap=0)
 
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medground.data.roots import confine, is_inside
 from medground.errors import MedgroundError
 from medground.serve.ground import render_view
 from medground.serve.limits import Limits, check_query, check_upload, parse_size
-from medground.serve.paths import check_under, is_under
 
 
 def bomb_png(path, side: int = 30000) -> str:
@@ -100,14 +100,14 @@ def test_paths_stay_under_the_given_folders(tmp_path):
     inside = root / "images" / "a.png"
     inside.write_bytes(b"x")
     (tmp_path / "secret.txt").write_text("no")
-    assert check_under(inside, [root]) == inside.resolve()
-    assert is_under(root / "images" / ".." / "images" / "a.png", [root])
-    with pytest.raises(MedgroundError, match=r"d.jsonl:3 \[id=s1\]: image .*secret.txt is outside the folders"):
-        check_under(root / ".." / "secret.txt", [root], what="image", where="d.jsonl:3 [id=s1]")
+    assert confine(inside, [root]) == str(inside.resolve())
+    assert is_inside(root / "images" / ".." / "images" / "a.png", [root, tmp_path / "other"])
+    with pytest.raises(MedgroundError, match=r"d.jsonl:3 \[id=s1\]: image .*secret.txt lies outside the dataset root"):
+        confine(root / ".." / "secret.txt", [root], what="image", where="d.jsonl:3 [id=s1]")
     with pytest.raises(MedgroundError, match="outside"):
-        check_under("/etc/passwd", [root])
+        confine("/etc/passwd", [root, tmp_path / "other"])
     with pytest.raises(MedgroundError, match="no folder is open"):
-        check_under(inside, [])
+        confine(inside, [])
 
 
 def test_symbolic_links_are_followed_before_the_check(tmp_path):
@@ -115,9 +115,9 @@ def test_symbolic_links_are_followed_before_the_check(tmp_path):
     root.mkdir()
     (tmp_path / "outside.png").write_bytes(b"x")
     (root / "link.png").symlink_to(tmp_path / "outside.png")
-    with pytest.raises(MedgroundError, match="outside the folders"):
-        check_under(root / "link.png", [root])
+    with pytest.raises(MedgroundError, match="outside the dataset root"):
+        confine(root / "link.png", [root])
     alias = tmp_path / "alias"
     alias.symlink_to(root, target_is_directory=True)  # a root given through a link still contains its files
     (root / "real.png").write_bytes(b"x")
-    assert check_under(alias / "real.png", [alias]) == (root / "real.png").resolve()
+    assert confine(alias / "real.png", [alias]) == str((root / "real.png").resolve())

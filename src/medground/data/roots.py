@@ -26,25 +26,47 @@ import os
 from ..errors import MedgroundError
 
 
-def is_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
-    """Whether ``path`` resolves (symlinks followed) to ``root`` or below it."""
-    real, base = os.path.realpath(path), os.path.realpath(root)
-    try:
-        return os.path.commonpath([real, base]) == base
-    except ValueError:  # different drives (Windows)
-        return False
+def resolved_roots(roots) -> list[str]:
+    """One folder or several, as real paths (symlinks resolved, ``~`` expanded, duplicates
+    dropped) — resolve once when checking many paths."""
+    if isinstance(roots, (str, os.PathLike)):
+        roots = [roots]
+    out: list[str] = []
+    for r in roots:
+        real = os.path.realpath(os.path.expanduser(os.fspath(r)))
+        if real not in out:
+            out.append(real)
+    return out
 
 
-def confine(path: str | os.PathLike, root: str | os.PathLike, *, what: str = "image", where: str = "",
+def is_inside(path: str | os.PathLike, root) -> bool:
+    """Whether ``path`` resolves (symlinks followed) to ``root`` or below it; ``root`` may
+    be one folder or several (inside any of them)."""
+    real = os.path.realpath(os.path.expanduser(os.fspath(path)))
+    for base in resolved_roots(root):
+        try:
+            if os.path.commonpath([real, base]) == base:
+                return True
+        except ValueError:  # different drives (Windows)
+            continue
+    return False
+
+
+def confine(path: str | os.PathLike, root, *, what: str = "image", where: str = "",
             folder: str | os.PathLike | None = None) -> str:
-    """The real path of ``path`` (relative paths are taken against ``folder``, default
-    ``root``) when it lies inside ``root``; otherwise :class:`MedgroundError` naming
-    ``what``, the path as given and ``where`` (e.g. ``"data.jsonl:3 [id=a]"``)."""
-    p = os.fspath(path)
-    full = p if os.path.isabs(p) else os.path.join(os.fspath(folder if folder is not None else root), p)
-    if not is_inside(full, root):
-        prefix = f"{where}: " if where else ""
-        raise MedgroundError(f"{prefix}{what} {p} lies outside the dataset root {root} "
+    """The real path of ``path`` (relative paths are taken against ``folder``, default the
+    first root) when it lies inside ``root`` (one folder or several); otherwise
+    :class:`MedgroundError` naming ``what``, the path as given and ``where`` (e.g.
+    ``"data.jsonl:3 [id=a]"``)."""
+    roots = resolved_roots(root)
+    prefix = f"{where}: " if where else ""
+    if not roots:
+        raise MedgroundError(f"{prefix}no folder is open; cannot read {what} {path}")
+    p = os.path.expanduser(os.fspath(path))
+    full = p if os.path.isabs(p) else os.path.join(os.fspath(folder) if folder is not None else roots[0], p)
+    if not is_inside(full, roots):
+        shown = f"the dataset root {roots[0]}" if len(roots) == 1 else "the folders " + ", ".join(roots)
+        raise MedgroundError(f"{prefix}{what} {os.fspath(path)} lies outside {shown} "
                              "(paths must stay under --root, symlinks resolved)")
     return os.path.realpath(full)
 

@@ -5,12 +5,11 @@ prediction file against its truth (Browse), on top of ``predict``, ``segment``,
 * :mod:`.ground` — :class:`Grounder`: upload + query -> answer JSON, overlay, agreement of N samples.
 * :mod:`.browse` — :class:`Browser`: dataset + one or two prediction files -> table, filters, overlays.
 * :mod:`.limits` — what the app refuses (upload size, decompression bombs, queries).
-* :mod:`.paths` — every file Browse reads stays under the folders it was given.
 * :mod:`.app` — the Gradio page and ``GET /healthz`` (needs ``pip install "medground[serve]"``).
 
 Python users get the same as the page without a browser:
 
->>> from medground.serve import box_agreement, check_under
+>>> from medground.serve import box_agreement
 >>> box_agreement([[0, 0, 10, 10], None])["n_with_box"]
 1
 
@@ -26,7 +25,6 @@ from __future__ import annotations
 from .browse import Browser, filter_rows, sort_rows, wrong_side
 from .ground import Grounder, GroundResult, View, box_agreement, render_view
 from .limits import Limits, check_query, check_upload
-from .paths import check_under, is_under
 
 __all__ = [
     "Browser",
@@ -36,10 +34,8 @@ __all__ = [
     "View",
     "box_agreement",
     "check_query",
-    "check_under",
     "check_upload",
     "filter_rows",
-    "is_under",
     "render_view",
     "serve",
     "sort_rows",

@@ -6,7 +6,7 @@ Scores and summary are :func:`medground.evaluate.evaluate`'s (any format it read
 bootstrap intervals included); this module only joins its per-sample rows to the
 dataset, adds the *wrong side* flag and draws with :func:`medground.overlay.draw_overlay`.
 Every image and mask named in the dataset or a prediction file must lie under the
-folders the app was given (:func:`medground.serve.paths.check_under`); a file that
+folders the app was given (:func:`medground.data.roots.confine`); a file that
 points elsewhere is refused as a whole, naming the line, before anything is read.
 
 >>> wrong_side([150, 10, 190, 50], [[10, 10, 50, 50]], width=200)   # truth on the left half, answer on the right
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.roots import confine, resolved_roots
 from ..errors import MedgroundError, where
-from .paths import check_under, resolved_roots
 
 #: Statuses of a prediction (evaluate's): scored, absent from the file, failed, no box found.
 STATUSES = ("ok", "missing", "error", "unparseable")
@@ -69,9 +69,9 @@ class Browser:
         for it in items:
             s = it.sample
             loc = where(self.data, it.line, s.id)
-            check_under(s.image, self.roots, what="image", where=loc, resolved=True)
+            confine(s.image, self.roots, what="image", where=loc)
             if isinstance(s.mask, str):
-                check_under(s.mask, self.roots, what="mask", where=loc, resolved=True)
+                confine(s.mask, self.roots, what="mask", where=loc)
         self.samples = [it.sample for it in items]
         self.by_id = {s.id: s for s in self.samples}
         self.runs = [self._run(Path(p), iou=iou, fmt=fmt, bootstrap=bootstrap) for p in predictions]
@@ -90,7 +90,7 @@ class Browser:
         for rec in records:
             if isinstance(rec.mask, str):  # a PNG path, relative to the prediction file
                 target = rec.mask if os.path.isabs(rec.mask) else str(root / rec.mask)
-                check_under(target, self.roots, what="mask", where=where(path, rec.line, rec.id), resolved=True)
+                confine(target, self.roots, what="mask", where=where(path, rec.line, rec.id))
             if rec.id is not None:
                 masks[str(rec.id)] = rec.mask
                 completions[str(rec.id)] = rec.completion
