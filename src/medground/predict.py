@@ -32,6 +32,7 @@ from .errors import MedgroundError, where
 from .fileio import atomic_path, atomic_write
 from .geometry import PIXELS, Frame, map_boxes, map_points
 from .parsing import parse_completion
+from .shards import Shard, current_shard, merge_parts, part_path
 
 
 @dataclass
@@ -44,6 +45,7 @@ class PredictSummary:
     seconds: float = 0.0
     out: str = ""
     error_ids: list[str] = field(default_factory=list)
+    merged: str = ""  # data-parallel run: the file this process merged every part into ("" if it did not)
 
     @property
     def errors(self) -> int:
@@ -166,6 +168,15 @@ def generate_batch(policy, images: list, prompts: list[str], *, max_new_tokens: 
     return proc.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
 
+def _generator(policy):
+    """How ``policy`` generates: an engine's own ``generate`` (:mod:`medground.engines`),
+    or :func:`generate_batch` (transformers) on a :class:`~medground.models.policy.Policy`."""
+    if callable(getattr(policy, "generate", None)):
+        return policy.generate
+    return lambda images, prompts, *, max_new_tokens: generate_batch(policy, images, prompts,
+                                                                      max_new_tokens=max_new_tokens)
+
+
 def _free_accelerator_memory() -> None:
     try:
         import torch
@@ -201,6 +212,7 @@ def predict_items(policy, items: list[_Item], *, template=None, batch_size: int 
 
     tpl = get_template(template or policy.template)
     frame = policy.frame
+    generate = _generator(policy)
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
         records: dict[str, dict] = {}
@@ -218,7 +230,7 @@ def predict_items(policy, items: list[_Item], *, template=None, batch_size: int 
             good.append(it)
         if good:
             try:
-                texts = generate_batch(policy, images, prompts, max_new_tokens=max_new_tokens)
+                texts = generate(images, prompts, max_new_tokens=max_new_tokens)
             except (RuntimeError, ValueError) as exc:  # e.g. out of memory: retry one by one
                 _free_accelerator_memory()
                 if len(good) == 1:
@@ -230,7 +242,7 @@ def predict_items(policy, items: list[_Item], *, template=None, batch_size: int 
                     texts = []
                     for img, prompt in zip(images, prompts):
                         try:
-                            texts.extend(generate_batch(policy, [img], [prompt], max_new_tokens=max_new_tokens))
+                            texts.extend(generate([img], [prompt], max_new_tokens=max_new_tokens))
                         except (RuntimeError, ValueError) as exc1:
                             texts.append(exc1)
             for it, size, text in zip(good, sizes, texts or []):
@@ -242,6 +254,15 @@ def predict_items(policy, items: list[_Item], *, template=None, batch_size: int 
                 boxes, points = decode_answer(text, size, frame)
                 records[sid] = _record(sid, frame, completion=text, boxes=boxes, points=points)
         yield [records[it.sample.id] for it in chunk]
+
+
+def _loaded(model, template: str | None):
+    """``model`` itself when it is a loaded policy or an engine, else the HF policy of a checkpoint path."""
+    from .models.policy import Policy, load_policy
+
+    if isinstance(model, Policy) or callable(getattr(model, "generate", None)):
+        return model
+    return load_policy(model, template=template)
 
 
 def _built_segmenter(segmenter):
@@ -284,18 +305,25 @@ def predict(
     progress: bool = True,
 ) -> PredictSummary:
     """Predict every sample of ``data`` (a canonical JSONL) with ``model`` (a
-    :class:`~medground.models.policy.Policy` or a checkpoint path) into ``out``,
-    resuming from the ids already there (``overwrite=True`` starts again)."""
-    from tqdm.auto import tqdm
+    :class:`~medground.models.policy.Policy`, an engine from :func:`medground.engines.load_engine`
+    or a checkpoint path) into ``out``, resuming from the ids already there
+    (``overwrite=True`` starts again).
 
-    from .models.policy import Policy, load_policy
+    Under a launcher (``accelerate launch --num_processes N``: ``RANK`` / ``WORLD_SIZE``
+    set) each process predicts its shard into its own part (:func:`medground.shards.part_path`)
+    and the one that finds every part complete merges them into ``out`` in the order of
+    ``data`` (``summary.merged``)."""
+    from tqdm.auto import tqdm
 
     if batch_size < 1:
         raise MedgroundError(f"--batch-size must be at least 1, got {batch_size}")
-    policy = model if isinstance(model, Policy) else load_policy(model, template=template)
+    policy = _loaded(model, template)
     items = read_samples(data)
     if limit is not None:
         items = items[:limit]
+    shard, final, every = current_shard(), Path(out), items
+    if shard.parallel:
+        out, items = part_path(final, shard), shard.take(items)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if overwrite and out.exists():
@@ -324,6 +352,10 @@ def predict(
             bar.update(len(records))
     bar.close()
     summary.seconds = time.perf_counter() - t0
+    if shard.parallel:
+        parts = [part_path(final, Shard(r, shard.world)) for r in range(shard.world)]
+        if merge_parts(final, parts, [it.sample.id for it in every]):
+            summary.merged = str(final)
     return summary
 
 
@@ -334,9 +366,7 @@ def predict_image(model, image: str | os.PathLike, query: str, *, template: str 
                   max_new_tokens: int = 128, overlay: str | os.PathLike | None = None, segmenter=None) -> dict:
     """Ground ``query`` in one image; returns the prediction record and, with
     ``overlay``, writes a PNG of the image with the predicted box / points (/ mask)."""
-    from .models.policy import Policy, load_policy
-
-    policy = model if isinstance(model, Policy) else load_policy(model, template=template)
+    policy = _loaded(model, template)
     sample = Sample(id=Path(image).stem, image=str(image), query=query)
     item = _Item(sample, 0)
     (record,) = next(iter(predict_items(policy, [item], template=template, batch_size=1,

@@ -31,11 +31,18 @@ def predict(
     max_pixels: Optional[int] = typer.Option(None, "--max-pixels", help="Override the processor's max_pixels."),
     image: Optional[Path] = typer.Option(None, "--image", help="Single-image mode: the image to ground the query in."),
     query: Optional[str] = typer.Option(None, "--query", help="Single-image mode: the referring expression or question."),
+    engine: str = typer.Option("hf", "--engine", help="hf (transformers generate) or vllm (offline vLLM)."),
+    tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", help="vllm: GPUs one model is split over."),
+    data_parallel_size: int = typer.Option(1, "--data-parallel-size", help="vllm: passed to vLLM (data parallel "
+                                           "over processes: accelerate launch --num_processes N)."),
+    vllm_cache_dir: Optional[Path] = typer.Option(None, "--vllm-cache-dir", help="vllm: folder for its caches and "
+                                                  "sockets (default: vLLM's own)."),
 ) -> None:
-    """Predict boxes (and key points) for a dataset, or for one image with --image/--query."""
-    from ..models.policy import load_policy
-    from ..predict import default_overlay_path, predict_image
-    from ..predict import predict as run_predict
+    """Predict boxes (and key points) for a dataset, or for one image with --image/--query.
+
+    Data parallel: `accelerate launch --num_processes N -m medground predict ...` -- each
+    process predicts its shard into OUT's part, the last one to finish merges them into OUT."""
+    from ..engines import load_engine
 
     if (image is None) == (data is None):
         raise MedgroundError("give either --data DATA.jsonl --out PRED.jsonl, or --image PATH --query TEXT")
@@ -43,8 +50,27 @@ def predict(
         raise MedgroundError("--image needs --query")
     if data is not None and out is None:
         raise MedgroundError("--data needs --out PRED.jsonl")
-    policy = load_policy(model, frame=frame, template=template, device=device, dtype=dtype,
-                         min_pixels=min_pixels, max_pixels=max_pixels)
+    options = dict(frame=frame, template=template, dtype=dtype, min_pixels=min_pixels, max_pixels=max_pixels)
+    if engine.strip().lower() == "vllm":
+        if device not in ("auto", "cpu"):
+            raise MedgroundError("--device is for --engine hf; vLLM uses the GPUs in CUDA_VISIBLE_DEVICES")
+        options.update(tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
+                       cache_dir=vllm_cache_dir)
+    else:
+        options.update(device=device)
+    policy = load_engine(engine, model, **options)
+    try:
+        _run(policy, data, out, image, query, template, batch_size, max_new_tokens, limit, retry_errors, overwrite,
+             segmenter)
+    finally:
+        policy.close()
+
+
+def _run(policy, data, out, image, query, template, batch_size, max_new_tokens, limit, retry_errors, overwrite,
+         segmenter) -> None:
+    from ..predict import default_overlay_path, predict_image
+    from ..predict import predict as run_predict
+
     if image is not None:
         overlay = out or default_overlay_path(image)
         record = predict_image(policy, image, query, template=template, max_new_tokens=max_new_tokens,
@@ -57,5 +83,7 @@ def predict(
                           max_new_tokens=max_new_tokens, limit=limit, retry_errors=retry_errors,
                           overwrite=overwrite, segmenter=segmenter)
     typer.echo(str(summary))
+    if summary.merged:
+        typer.echo(f"merged every part into {summary.merged}")
     if summary.failures():
         typer.echo(summary.failures(), err=True)
