@@ -15,12 +15,14 @@ colocate or server mode included).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from ..data.schema import read_jsonl
 from ..errors import MedgroundError
 from ..geometry import Frame
 from .common import ExactResumeMixin, load_training_policy, make_trainer, make_trl_config, train_and_save
 from .config import GRPORunConfig, RewardTerm, require
+from .vllm_rollouts import cpu_server_weight_sync, expand_images_once
 
 
 def build_rewards(terms: list[RewardTerm], frame: Frame) -> tuple[list, list[float]]:
@@ -78,8 +80,11 @@ def build_grpo_trainer(cfg: GRPORunConfig):
     dataset = grpo_dataset(read_jsonl(cfg.data.train), template, frame, limit=cfg.data.max_train_samples)
     args = make_trl_config(GRPOConfig, cfg.train, **grpo_trl_options(cfg, weights))
     try:
-        trainer, evaluator = make_trainer(_trainer_class(), cfg, model, processor, frame, template,
-                                          reward_funcs=reward_funcs, args=args, train_dataset=dataset)
+        with cpu_server_weight_sync(args, Path(cfg.train.output_dir) / "vllm-weights") as attach:
+            trainer, evaluator = make_trainer(_trainer_class(), cfg, model, processor, frame, template,
+                                              reward_funcs=reward_funcs, args=args, train_dataset=dataset)
+            attach(trainer)
+        expand_images_once(trainer)
     except ValueError as exc:  # TRL's own checks (batch size vs num_generations, ...)
         raise MedgroundError(f"GRPO configuration: {exc}") from None
     return trainer, processor, frame, evaluator
