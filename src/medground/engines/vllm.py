@@ -40,8 +40,11 @@ def vllm_cache_env(cache_dir: str | os.PathLike) -> dict[str, str]:
     """Environment variables that keep vLLM's caches, sockets and compiled graphs under
     ``cache_dir`` (the folders are created).
 
-    >>> sorted(vllm_cache_env("/tmp/x"))  # doctest: +SKIP
-    ['TORCHINDUCTOR_CACHE_DIR', 'TRITON_CACHE_DIR', 'VLLM_CACHE_ROOT', 'VLLM_RPC_BASE_PATH']
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     env = vllm_cache_env(d)
+    ...     print(sorted(env), all(Path(v).is_dir() and v.startswith(str(Path(d).resolve())) for v in env.values()))
+    ['TORCHINDUCTOR_CACHE_DIR', 'TRITON_CACHE_DIR', 'VLLM_CACHE_ROOT', 'VLLM_RPC_BASE_PATH'] True
     """
     root = Path(cache_dir).resolve()
     env = {k: str(root / sub) for k, sub in CACHE_ENV.items()}
