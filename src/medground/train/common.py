@@ -186,8 +186,12 @@ def make_trainer(trainer_cls, cfg, model, processor, frame, template, **trainer_
     run evaluates (``eval.every_steps`` and ``data.val`` set), the greedy grounding evaluation."""
     from ..data.schema import read_jsonl
     from .callbacks import GroundingEvalCallback, PlotCallback
+    from .cpu_threads import adaptive_threads_callback
 
     callbacks = [PlotCallback(cfg.train.output_dir)]
+    threads = adaptive_threads_callback()  # the demo's `threads: 0`: give way to other busy processes
+    if threads is not None:
+        callbacks.append(threads)
     evaluator = None
     if cfg.evaluates:
         evaluator = GroundingEvalCallback(read_jsonl(cfg.data.val), processor, frame, template, cfg.eval,
