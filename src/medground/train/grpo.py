@@ -22,7 +22,7 @@ from ..errors import MedgroundError
 from ..geometry import Frame
 from .common import ExactResumeMixin, load_training_policy, make_trainer, make_trl_config, train_and_save
 from .config import GRPORunConfig, RewardTerm, require
-from .vllm_rollouts import cpu_server_weight_sync, expand_images_once
+from .vllm_rollouts import cpu_server_weight_sync, expand_images_once, reload_colocated_weights
 
 
 def build_rewards(terms: list[RewardTerm], frame: Frame) -> tuple[list, list[float]]:
@@ -85,6 +85,7 @@ def build_grpo_trainer(cfg: GRPORunConfig):
                                               reward_funcs=reward_funcs, args=args, train_dataset=dataset)
             attach(trainer)
         expand_images_once(trainer)
+        reload_colocated_weights(trainer)
     except ValueError as exc:  # TRL's own checks (batch size vs num_generations, ...)
         raise MedgroundError(f"GRPO configuration: {exc}") from None
     return trainer, processor, frame, evaluator

@@ -9,6 +9,13 @@ and the rollouts are sampled from a corrupted context (TRL #6294 / #6401).
 the ids reach ``vllm.LLM.generate``; vLLM's prompt is then token for token the HF
 processor's (``tests/test_vllm.py`` checks both).
 
+**Weights into a colocated CPU engine.**  TRL copies each updated tensor into vLLM's model
+with ``model.load_weights``; vLLM's CPU build has by then packed its linear layers for
+oneDNN and dropped the tensors that call writes into (``'Parameter' object has no attribute
+'weight_loader'``).  On a CPU medground syncs through vLLM's ``reload_weights`` instead (the
+same tensors, in memory), which unpacks, loads and packs again
+(:func:`reload_colocated_weights`).
+
 **Weights to a server from a CPU trainer.**  TRL pushes the policy's weights to
 ``trl vllm-serve`` after every optimisation step over vLLM's NCCL weight-transfer engine,
 which needs a CUDA device: ``VLLMClient.init_communicator`` refuses a CPU.  For a CPU
@@ -61,6 +68,25 @@ def expand_images_once(trainer) -> None:
         return generate(prompts, images, num_generations, profiler)
 
     generation.generate = generate_once
+
+
+def reload_colocated_weights(trainer) -> None:
+    """On a CPU, make a colocate-mode trainer push its weights into vLLM through
+    ``reload_weights`` (see the module docstring); a no-op elsewhere."""
+    generation = getattr(trainer, "vllm_generation", None)
+    if generation is None or getattr(generation, "mode", None) != "colocate":
+        return
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return
+
+    def sync_weights() -> None:
+        runner = generation.llm.llm_engine.model_executor.driver_worker.model_runner
+        runner.reload_weights(weights_iterator=generation._iter_named_params())
+        generation.llm.reset_prefix_cache()
+
+    generation.sync_weights = sync_weights
 
 
 def needs_file_sync(args) -> bool:
