@@ -22,7 +22,12 @@ from ..errors import MedgroundError
 from ..geometry import Frame
 from .common import ExactResumeMixin, load_training_policy, make_trainer, make_trl_config, train_and_save
 from .config import GRPORunConfig, RewardTerm, require
-from .vllm_rollouts import cpu_server_weight_sync, expand_images_once, reload_colocated_weights
+from .vllm_rollouts import (
+    cpu_server_weight_sync,
+    expand_images_once,
+    fresh_vision_after_sync,
+    reload_colocated_weights,
+)
 
 
 def build_rewards(terms: list[RewardTerm], frame: Frame) -> tuple[list, list[float]]:
@@ -86,6 +91,7 @@ def build_grpo_trainer(cfg: GRPORunConfig):
             attach(trainer)
         expand_images_once(trainer)
         reload_colocated_weights(trainer)
+        fresh_vision_after_sync(trainer)
     except ValueError as exc:  # TRL's own checks (batch size vs num_generations, ...)
         raise MedgroundError(f"GRPO configuration: {exc}") from None
     return trainer, processor, frame, evaluator

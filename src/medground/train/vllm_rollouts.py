@@ -16,6 +16,17 @@ oneDNN and dropped the tensors that call writes into (``'Parameter' object has n
 same tensors, in memory), which unpacks, loads and packs again
 (:func:`reload_colocated_weights`).
 
+**Fresh vision features after every weight sync.**  vLLM caches the vision encoder's
+output per image; after the policy's weights change, a cached entry was computed with the old
+vision tower (vLLM's ``reset_encoder_cache``: "should be called when model weights are
+updated").  TRL's sync does not call it, so an image seen again in a later step would be
+encoded by stale weights; :func:`fresh_vision_after_sync` drops the cache after every sync.
+
+**Server logprobs from vLLM 0.32.**  TRL 1.16 (which supports vLLM up to 0.31) reads the
+multimodal ``/inference/v1/generate`` answer's log-probs as ``{"token": "token_id:N"}``;
+vLLM 0.32 writes ``{"token_id": N}``.  :func:`tokens_as_token_ids` rewrites the answer into
+the form TRL reads (nothing changes with a server that already writes it).
+
 **Weights to a server from a CPU trainer.**  TRL pushes the policy's weights to
 ``trl vllm-serve`` after every optimisation step over vLLM's NCCL weight-transfer engine,
 which needs a CUDA device: ``VLLMClient.init_communicator`` refuses a CPU.  For a CPU
@@ -68,6 +79,48 @@ def expand_images_once(trainer) -> None:
         return generate(prompts, images, num_generations, profiler)
 
     generation.generate = generate_once
+
+
+def tokens_as_token_ids(response: dict) -> dict:
+    """A ``/inference/v1/generate`` answer with every log-prob entry also named the way
+    TRL 1.16 reads it (``"token": "token_id:N"``).
+
+    >>> r = {"choices": [{"logprobs": {"content": [{"token_id": 7, "logprob": -0.1,
+    ...                                             "top_logprobs": [{"token_id": 7, "logprob": -0.1}]}]}}]}
+    >>> tokens_as_token_ids(r)["choices"][0]["logprobs"]["content"][0]["token"]
+    'token_id:7'
+    """
+    for choice in response.get("choices") or []:
+        content = (choice.get("logprobs") or {}).get("content") or []
+        for entry in content:
+            for e in [entry, *(entry.get("top_logprobs") or [])]:
+                if "token" not in e and "token_id" in e:
+                    e["token"] = f"token_id:{e['token_id']}"
+    return response
+
+
+def fresh_vision_after_sync(trainer) -> None:
+    """After every weight sync, drop vLLM's cached vision-encoder outputs (see above); on a
+    server, also read its log-probs the way TRL does (:func:`tokens_as_token_ids`)."""
+    generation = getattr(trainer, "vllm_generation", None)
+    if generation is None:
+        return
+    sync = generation.sync_weights
+
+    def sync_then_reset() -> None:
+        sync()
+        if generation.mode == "colocate":
+            generation.llm.llm_engine.reset_encoder_cache()
+        elif trainer.accelerator.is_main_process:
+            client = generation.vllm_client
+            client.session.post(f"{client.base_url}/reset_encoder_cache", timeout=60).raise_for_status()
+
+    generation.sync_weights = sync_then_reset
+    client = getattr(generation, "vllm_client", None)
+    if client is not None:
+        post = client._post
+        client._post = lambda url, **kw: (tokens_as_token_ids(post(url, **kw)) if url.endswith("/inference/v1/generate")
+                                          else post(url, **kw))
 
 
 def reload_colocated_weights(trainer) -> None:
