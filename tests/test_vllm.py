@@ -51,6 +51,8 @@ def vllm_env(root: Path) -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT / "src"),
             "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_CI_ENV": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
             "TMPDIR": str(tmp), "XDG_CACHE_HOME": str(root / "xdg-cache"), "OMP_NUM_THREADS": "2",
+            # colocate mode's torch.distributed rendezvous: a free port, not the default 29500 another run may hold
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
             **vllm_cache_env(root / "vllm")}
 
 

@@ -54,7 +54,8 @@ class DemoConfig:
     seed: int = field(default=0, metadata={
         "help": "Seed of the images, the splits, the initialisation and the training runs."})
     threads: int = field(default=0, metadata={
-        "help": "torch CPU threads; 0: every core this process may use (see set_cpu_threads)."})
+        "help": "torch CPU threads; 0: every core this process may use, less the cores other busy processes "
+                "take, re-checked at every training step (see set_cpu_threads)."})
     images: int = field(default=600, metadata={"help": "Phantom images (2-4 findings each, one sample per finding)."})
     size: int = field(default=112, metadata={"help": "Image side in pixels."})
     implicit_frac: float = field(default=0.3, metadata={"help": "Share of implicit clinical questions."})
