@@ -3,7 +3,7 @@ no two packages import each other.
 
 The order (docs/CONTRIBUTING.md, ../shared/DESIGN.md):
 
-    core (errors, geometry, parsing, metrics, templates, crops, registry, fileio, config)
+    core (errors, geometry, parsing, metrics, templates, crops, registry, fileio, config, shards)
       < data < models (policy, families, encoders, segmenters) < rewards
       < train / predict / evaluate / segment / serve (+ overlay, integrations)
       < demo < cli
@@ -23,7 +23,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "medground"
 
 LAYERS = [
     ("core", {"__init__", "errors", "geometry", "parsing", "metrics", "templates", "crops", "registry", "fileio",
-              "config", "progress", "resume"}),
+              "config", "progress", "resume", "shards"}),
     ("data", {"data"}),
     ("models", {"models"}),
     ("rewards", {"rewards"}),

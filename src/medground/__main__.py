@@ -1,3 +1,4 @@
 from medground.cli import main
 
-main()
+if __name__ == "__main__":  # vLLM starts its engine in a spawned process, which imports this module again
+    main()

@@ -62,7 +62,8 @@ class DemoConfig:
     seed: int = field(default=0, metadata={
         "help": "Seed of the images, the splits, the initialisation and the training runs."})
     threads: int = field(default=0, metadata={
-        "help": "torch CPU threads; 0: every core this process may use (see set_cpu_threads)."})
+        "help": "torch CPU threads; 0: every core this process may use, less the cores other busy processes "
+                "take, re-checked at every training step (see set_cpu_threads)."})
     images: int = field(default=600, metadata={"help": "Phantom images (2-4 findings each, one sample per finding)."})
     size: int = field(default=112, metadata={"help": "Image side in pixels."})
     implicit_frac: float = field(default=0.3, metadata={"help": "Share of implicit clinical questions."})
@@ -127,17 +128,23 @@ def _log(msg: str) -> None:
 
 
 def set_cpu_threads(n: int) -> int:
-    """Use ``n`` torch CPU threads (``n <= 0``: every core this process may use).
+    """Use ``n`` torch CPU threads (``n <= 0``: every core this process may use, giving way
+    to other busy processes at each training step: :mod:`medground.train.cpu_threads`).
 
     When torch is not imported yet, OpenMP's idle threads are also told to sleep
     (``OMP_WAIT_POLICY=PASSIVE`` unless already set): with the default spinning, two
     threads are ~1.5x faster than one on a quiet 2-core machine but ~4x slower than
     one when another job shares the cores; passive waiting keeps most of the gain
-    (1.92 vs 2.46 s per GRPO step) and loses little under contention (2.75 s).
+    (1.92 vs 2.46 s per GRPO step) and loses little under contention (2.75 s), and
+    giving the busy core away loses less (``benchmarks/bench_demo_load.py``).
     Returns the thread count used.
     """
+    from .train import cpu_threads  # light: imports neither torch nor transformers
+
+    cpu_threads.disable()
     if n <= 0:
         n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cpu_threads.enable(n)
     if "torch" not in sys.modules:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch

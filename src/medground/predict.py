@@ -37,6 +37,7 @@ from .fileio import atomic_path, atomic_write, check_output_file
 from .geometry import PIXELS, Frame, map_boxes, map_points
 from .parsing import parse_completion
 from .resume import check_resume, claim_output, file_digest, folder_stamp, sidecar_path
+from .shards import Shard, current_shard, merge_parts, part_path
 
 
 @dataclass
@@ -52,6 +53,7 @@ class PredictSummary:
     #: samples asked for (after ``limit``); 0 means the dataset was empty
     total: int = -1
     data: str = ""
+    merged: str = ""  # data-parallel run: the file this process merged every part into ("" if it did not)
 
     @property
     def errors(self) -> int:
@@ -316,6 +318,15 @@ def generate_batch(policy, images: list, prompts: list[str], *, max_new_tokens: 
     return proc.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False)
 
 
+def _generator(policy):
+    """How ``policy`` generates: an engine's own ``generate`` (:mod:`medground.engines`),
+    or :func:`generate_batch` (transformers) on a :class:`~medground.models.policy.Policy`."""
+    if callable(getattr(policy, "generate", None)):
+        return policy.generate
+    return lambda images, prompts, *, max_new_tokens: generate_batch(policy, images, prompts,
+                                                                      max_new_tokens=max_new_tokens)
+
+
 def _free_accelerator_memory() -> None:
     try:
         import torch
@@ -351,6 +362,7 @@ def predict_items(policy, items: list[_Item], *, template=None, batch_size: int 
 
     tpl = get_template(template or policy.template)
     frame = policy.frame
+    generate = _generator(policy)
     for start in range(0, len(items), batch_size):
         chunk = items[start:start + batch_size]
         records: dict[str, dict] = {}
@@ -368,7 +380,7 @@ def predict_items(policy, items: list[_Item], *, template=None, batch_size: int 
             good.append(it)
         if good:
             try:
-                texts = generate_batch(policy, images, prompts, max_new_tokens=max_new_tokens)
+                texts = generate(images, prompts, max_new_tokens=max_new_tokens)
             except (RuntimeError, ValueError) as exc:  # e.g. out of memory: retry one by one
                 _free_accelerator_memory()
                 if len(good) == 1:
@@ -380,7 +392,7 @@ def predict_items(policy, items: list[_Item], *, template=None, batch_size: int 
                     texts = []
                     for img, prompt in zip(images, prompts):
                         try:
-                            texts.extend(generate_batch(policy, [img], [prompt], max_new_tokens=max_new_tokens))
+                            texts.extend(generate([img], [prompt], max_new_tokens=max_new_tokens))
                         except (RuntimeError, ValueError) as exc1:
                             texts.append(exc1)
             for it, size, text in zip(good, sizes, texts or []):
@@ -392,6 +404,15 @@ def predict_items(policy, items: list[_Item], *, template=None, batch_size: int 
                 boxes, points = decode_answer(text, size, frame)
                 records[sid] = _record(sid, frame, completion=text, boxes=boxes, points=points)
         yield [records[it.sample.id] for it in chunk]
+
+
+def _loaded(model, template: str | None):
+    """``model`` itself when it is a loaded policy or an engine, else the HF policy of a checkpoint path."""
+    from .models.policy import Policy, load_policy
+
+    if isinstance(model, Policy) or callable(getattr(model, "generate", None)):
+        return model
+    return load_policy(model, template=template)
 
 
 def _built_segmenter(segmenter):
@@ -435,20 +456,27 @@ def predict(
     root: str | os.PathLike | None = None,
 ) -> PredictSummary:
     """Predict every sample of ``data`` (a canonical JSONL) with ``model`` (a
-    :class:`~medground.models.policy.Policy` or a checkpoint path) into ``out``,
-    resuming from the ids already there when the same settings made them (else
-    :class:`MedgroundError`; ``overwrite=True`` starts again).  ``root`` confines the
-    dataset's image paths (:mod:`medground.data.roots`).  An empty dataset is reported
-    in the summary's ``warning``."""
-    from .models.policy import Policy, load_policy
+    :class:`~medground.models.policy.Policy`, an engine from :func:`medground.engines.load_engine`
+    or a checkpoint path) into ``out``, resuming from the ids already there when the same
+    settings made them (else :class:`MedgroundError`; ``overwrite=True`` starts again).
+    ``root`` confines the dataset's image paths (:mod:`medground.data.roots`).  An empty
+    dataset is reported in the summary's ``warning``.
+
+    Under a launcher (``accelerate launch --num_processes N``: ``RANK`` / ``WORLD_SIZE``
+    set) each process predicts its shard into its own part (:func:`medground.shards.part_path`)
+    and the one that finds every part complete merges them into ``out`` in the order of
+    ``data`` (``summary.merged``)."""
     from .progress import progress as progress_bar
 
     check_options(data=data, out=out, batch_size=batch_size, max_new_tokens=max_new_tokens, limit=limit,
                   template=template, segmenter=segmenter)
     items = read_samples(data, root=root)
-    policy = model if isinstance(model, Policy) else load_policy(model, template=template)
+    policy = _loaded(model, template)
     if limit is not None:
         items = items[:limit]
+    shard, final, every = current_shard(), Path(out), items
+    if shard.parallel:
+        out, items = part_path(final, shard), shard.take(items)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if overwrite:
@@ -480,6 +508,10 @@ def predict(
             bar.update(len(records))
     bar.close()
     summary.seconds = time.perf_counter() - t0
+    if shard.parallel:
+        parts = [part_path(final, Shard(r, shard.world)) for r in range(shard.world)]
+        if merge_parts(final, parts, [it.sample.id for it in every]):
+            summary.merged = str(final)
     return summary
 
 
@@ -490,11 +522,9 @@ def predict_image(model, image: str | os.PathLike, query: str, *, template: str 
                   max_new_tokens: int = 128, overlay: str | os.PathLike | None = None, segmenter=None) -> dict:
     """Ground ``query`` in one image; returns the prediction record and, with
     ``overlay``, writes a PNG of the image with the predicted box / points (/ mask)."""
-    from .models.policy import Policy, load_policy
-
     check_options(image=image, query=query, out=overlay or default_overlay_path(image), max_new_tokens=max_new_tokens,
                   template=template, segmenter=segmenter)
-    policy = model if isinstance(model, Policy) else load_policy(model, template=template)
+    policy = _loaded(model, template)
     sample = Sample(id=Path(image).stem, image=str(image), query=query)
     item = _Item(sample, 0)
     (record,) = next(iter(predict_items(policy, [item], template=template, batch_size=1,

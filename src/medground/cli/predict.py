@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from ..errors import MedgroundError
 from ._apps import app
 
 
@@ -32,26 +33,53 @@ def predict(
     query: Optional[str] = typer.Option(None, "--query", help="Single-image mode: the referring expression or question."),
     root: Optional[Path] = typer.Option(None, "--root", help="Image paths of --data must lie under this folder (symlinks resolved)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    engine: str = typer.Option("hf", "--engine", help="hf (transformers generate) or vllm (offline vLLM)."),
+    tensor_parallel_size: int = typer.Option(1, "--tensor-parallel-size", help="vllm: GPUs one model is split over."),
+    data_parallel_size: int = typer.Option(1, "--data-parallel-size", help="vllm: passed to vLLM (data parallel "
+                                           "over processes: accelerate launch --num_processes N)."),
+    vllm_cache_dir: Optional[Path] = typer.Option(None, "--vllm-cache-dir", help="vllm: folder for its caches and "
+                                                  "sockets (default: vLLM's own)."),
 ) -> None:
-    """Predict boxes (and key points) for a dataset, or for one image with --image/--query."""
-    from ..models.policy import load_policy
+    """Predict boxes (and key points) for a dataset, or for one image with --image/--query.
+
+    Data parallel: `accelerate launch --num_processes N -m medground predict ...` -- each
+    process predicts its shard into OUT's part, the last one to finish merges them into OUT."""
+    from ..engines import load_engine
     from ..models.source import resolve_model_source
-    from ..predict import check_options, check_resumable, default_overlay_path, predict_image, read_samples
-    from ..predict import predict as run_predict
+    from ..predict import check_options, check_resumable, read_samples
     from ..progress import set_quiet
 
     set_quiet(quiet)
     check_options(data=data, out=out, image=image, query=query, batch_size=batch_size, max_new_tokens=max_new_tokens,
                   limit=limit, template=template, frame=frame, segmenter=segmenter, min_pixels=min_pixels,
                   max_pixels=max_pixels, device=device)
+    options = dict(frame=frame, template=template, dtype=dtype, min_pixels=min_pixels, max_pixels=max_pixels)
+    if engine.strip().lower() == "vllm":
+        if device not in ("auto", "cpu"):
+            raise MedgroundError("--device is for --engine hf; vLLM uses the GPUs in CUDA_VISIBLE_DEVICES")
+        options.update(tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
+                       cache_dir=vllm_cache_dir)
+    else:
+        options.update(device=device)
     if data is not None:
         read_samples(data, root=root)  # a bad dataset fails now, not after the model has loaded
     source = resolve_model_source(model)  # a mistyped folder fails here, offline
     if data is not None:
         check_resumable(model, data, out, template=template, max_new_tokens=max_new_tokens, overwrite=overwrite)
     typer.echo(source.describe(), err=True)
-    policy = load_policy(model, frame=frame, template=template, device=device, dtype=dtype,
-                         min_pixels=min_pixels, max_pixels=max_pixels)
+    policy = load_engine(engine, model, **options)
+    try:
+        _run(policy, data, out, image, query, template, batch_size, max_new_tokens, limit, retry_errors, overwrite,
+             segmenter, quiet, root)
+    finally:
+        policy.close()
+
+
+def _run(policy, data, out, image, query, template, batch_size, max_new_tokens, limit, retry_errors, overwrite,
+         segmenter, quiet, root) -> None:
+    from ..predict import default_overlay_path, predict_image
+    from ..predict import predict as run_predict
+
     if image is not None:
         overlay = out or default_overlay_path(image)
         record = predict_image(policy, image, query, template=template, max_new_tokens=max_new_tokens,
@@ -66,5 +94,7 @@ def predict(
     if summary.warning:
         typer.echo(f"warning: {summary.warning}", err=True)
     typer.echo(str(summary))
+    if summary.merged:
+        typer.echo(f"merged every part into {summary.merged}")
     if summary.failures():
         typer.echo(summary.failures(), err=True)

@@ -227,3 +227,36 @@ def load_policy(
 
     get_template(name)  # unknown names fail here, clearly
     return Policy(model=net, processor=processor, frame=fr, template=name, source=source, meta=meta)
+
+
+def load_policy_spec(
+    model: str | os.PathLike,
+    *,
+    frame: Frame | str | None = None,
+    template: str | None = None,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+) -> Policy:
+    """A :class:`Policy` without its weights (``model=None``): the processor, coordinate
+    frame and template :func:`load_policy` would give, for engines that load the weights
+    themselves (vLLM).  A LoRA adapter directory is refused: such an engine needs a full
+    checkpoint (``load_policy`` merges one; ``save_pretrained`` it)."""
+    from transformers import AutoConfig
+
+    source, _ = _resolve_source(model)
+    path = Path(source)
+    if path.is_dir() and (path / "adapter_config.json").exists() and not (path / "config.json").exists():
+        raise MedgroundError(f"{path}: a LoRA adapter; this engine needs a full checkpoint (merge the adapter: "
+                             "load_policy(...).model.save_pretrained(DIR) with the processor)")
+    meta = _read_meta(path) if path.is_dir() else {}
+    try:
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError, KeyError) as exc:
+        raise MedgroundError(f"{source}: cannot load the model config ({type(exc).__name__}: {exc})") from None
+    processor = load_processor(source, min_pixels=min_pixels, max_pixels=max_pixels)
+    fr = frame_for(config.model_type, processor, override=frame if frame is not None else meta.get("frame"))
+    name = template or meta.get("template") or DEFAULT_TEMPLATE
+    from ..templates import get_template
+
+    get_template(name)
+    return Policy(model=None, processor=processor, frame=fr, template=name, source=source, meta=meta)

@@ -206,8 +206,12 @@ def make_trainer(trainer_cls, cfg, model, processor, frame, template, val_sample
     evaluation on ``val_samples`` (default: read from ``data.val``)."""
     from ..data.schema import read_jsonl
     from .callbacks import GroundingEvalCallback, PlotCallback
+    from .cpu_threads import adaptive_threads_callback
 
     callbacks = [PlotCallback(cfg.train.output_dir)]
+    threads = adaptive_threads_callback()  # the demo's `threads: 0`: give way to other busy processes
+    if threads is not None:
+        callbacks.append(threads)
     evaluator = None
     if cfg.evaluates:
         val = val_samples if val_samples is not None else read_jsonl(cfg.data.val)

@@ -50,6 +50,7 @@ SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constan
               "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "cosine_warmup_with_min_lr",
               "warmup_stable_decay", "greedy")
 MAX_SEED = 2**32 - 1  # numpy's limit (transformers seeds numpy with it)
+VLLM_IS_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
 
 
 @dataclass
@@ -261,7 +262,8 @@ class GRPOOptions:
         "help": "Write sampled completions and rewards to OUTPUT/completions/*.parquet."})
     num_completions_to_print: int | None = field(default=2, metadata={
         "help": "Completions printed per logging step (null: all, 0: none)."})
-    use_vllm: bool = field(default=False, metadata={"help": "Generate with vLLM (pip install 'medground[vllm]')."})
+    use_vllm: bool = field(default=False, metadata={
+        "help": "Generate the rollouts with vLLM (pip install 'medground[vllm]'; CPU build: docs/training.md)."})
     vllm_mode: str = field(default="colocate", metadata={
         "help": "colocate (vLLM on the training GPUs) or server (trl vllm-serve elsewhere)."})
     vllm_server_host: str = field(default="0.0.0.0", metadata={"help": "vLLM server host (server mode)."})
@@ -269,13 +271,33 @@ class GRPOOptions:
     vllm_server_base_url: str | None = field(default=None, metadata={
         "help": "vLLM server URL, instead of host and port (server mode)."})
     vllm_gpu_memory_utilization: float = field(default=0.3, metadata={
-        "help": "GPU memory share for vLLM (colocate mode)."})
-    vllm_tensor_parallel_size: int = field(default=1, metadata={"help": "vLLM tensor parallel size (colocate mode)."})
+        "help": "Share of each GPU's memory vLLM takes beside the policy (colocate mode; in server mode give "
+                "trl vllm-serve --gpu_memory_utilization)."})
+    vllm_tensor_parallel_size: int = field(default=1, metadata={
+        "help": "GPUs one vLLM engine is split over (colocate mode; in server mode give trl vllm-serve "
+                "--tensor_parallel_size)."})
+    vllm_max_model_length: int | None = field(default=None, metadata={
+        "help": "vLLM context window (colocate mode): at least the longest prompt (image tokens included) plus "
+                "max_completion_length; default: the model's."})
+    vllm_server_timeout: float = field(default=240.0, metadata={
+        "help": "Seconds to wait for the vLLM server to answer before giving up (server mode)."})
+    vllm_importance_sampling_correction: bool = field(default=True, metadata={
+        "help": "Correct for the gap between vLLM's sampling log-probs and the trainer's (colocate mode runs the "
+                "rollouts in bfloat16 for a float32 policy): importance-sampling ratios, bounded per "
+                "vllm_importance_sampling_mode."})
+    vllm_importance_sampling_mode: str = field(default="sequence_mask", metadata={
+        "help": "How the ratios are bounded: " + ", ".join(VLLM_IS_MODES) + " (truncate: clip to the bounds; "
+                "mask: zero outside them; per token or per sequence)."})
+    vllm_importance_sampling_clip_max: float | None = field(default=3.0, metadata={
+        "help": "Upper bound of the importance-sampling ratio (null: none)."})
+    vllm_importance_sampling_clip_min: float | None = field(default=None, metadata={
+        "help": "Lower bound of the importance-sampling ratio (null: none)."})
 
     def __post_init__(self):
         check_choice(self, "loss_type", LOSS_TYPES)
         check_choice(self, "scale_rewards", SCALE_REWARDS)
         check_choice(self, "vllm_mode", VLLM_MODES)
+        check_choice(self, "vllm_importance_sampling_mode", VLLM_IS_MODES)
         if self.num_generations < 2:
             raise ConfigError("num_generations", f"GRPO needs at least 2 completions per prompt; got "
                                                  f"{self.num_generations}")
@@ -287,6 +309,16 @@ class GRPOOptions:
         check_range(self, "num_completions_to_print", low=0)
         check_range(self, "vllm_gpu_memory_utilization", low=0, high=1, low_open=True)
         check_range(self, "vllm_server_port", low=1, high=65535)
+        check_range(self, "vllm_max_model_length", low=1)
+        check_range(self, "vllm_server_timeout", "vllm_importance_sampling_clip_max", low=0, low_open=True)
+        check_range(self, "vllm_importance_sampling_clip_min", low=0)
+        lo, hi = self.vllm_importance_sampling_clip_min, self.vllm_importance_sampling_clip_max
+        if lo is not None and hi is not None and lo >= hi:
+            raise ConfigError(("vllm_importance_sampling_clip_min", "vllm_importance_sampling_clip_max"),
+                              f"the lower bound ({lo}) must be below the upper bound ({hi})")
+        if self.vllm_importance_sampling_mode.endswith("_truncate") and lo is None and hi is None:
+            raise ConfigError(("vllm_importance_sampling_mode", "vllm_importance_sampling_clip_max"),
+                              "a *_truncate mode needs vllm_importance_sampling_clip_min or _clip_max")
         if self.epsilon_high is not None and self.epsilon_high < self.epsilon:
             raise ConfigError(("epsilon_high", "epsilon"), f"epsilon_high ({self.epsilon_high}) is below epsilon "
                                                            f"({self.epsilon})")

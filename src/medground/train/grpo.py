@@ -15,6 +15,7 @@ colocate or server mode included).
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from ..errors import MedgroundError
 from ..geometry import Frame
@@ -28,6 +29,12 @@ from .common import (
 )
 from .config import GRPORunConfig, RewardTerm
 from .run_folder import say
+from .vllm_rollouts import (
+    cpu_server_weight_sync,
+    expand_images_once,
+    fresh_vision_after_sync,
+    reload_colocated_weights,
+)
 
 
 def build_rewards(terms: list[RewardTerm], frame: Frame) -> tuple[list, list[float]]:
@@ -86,8 +93,13 @@ def build_grpo_trainer(cfg: GRPORunConfig):
     reward_funcs, weights = build_rewards(cfg.rewards, frame)
     dataset = grpo_dataset(train_samples, template, frame, limit=cfg.data.max_train_samples)
     try:
-        trainer, evaluator = make_trainer(_trainer_class(), cfg, model, processor, frame, template, val_samples,
-                                          reward_funcs=reward_funcs, args=args, train_dataset=dataset)
+        with cpu_server_weight_sync(args, Path(cfg.train.output_dir) / "vllm-weights") as attach:
+            trainer, evaluator = make_trainer(_trainer_class(), cfg, model, processor, frame, template, val_samples,
+                                              reward_funcs=reward_funcs, args=args, train_dataset=dataset)
+            attach(trainer)
+        expand_images_once(trainer)
+        reload_colocated_weights(trainer)
+        fresh_vision_after_sync(trainer)
     except ValueError as exc:  # TRL's own checks (batch size vs num_generations, ...)
         raise MedgroundError(f"GRPO configuration: {exc}") from None
     return trainer, processor, frame, evaluator
