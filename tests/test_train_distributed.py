@@ -1,7 +1,11 @@
-"""The distributed path: two GRPO steps under `accelerate launch --num_processes 2 --cpu`.
+"""The distributed path: two GRPO steps in two CPU processes, under
+`accelerate launch --multi_gpu --num_processes 2` with `train.use_cpu: true`.
 
-Both processes generate, score and reduce gradients (gloo); the validation evaluation
-shards the samples and gathers them; only the main process writes the final policy.
+(accelerate's `--cpu --num_processes 2` starts ONE process unless MPI is set up; its
+`--multi_gpu` launcher is torchrun, which starts N processes, and with `use_cpu` they
+join over gloo.)  Both processes generate, score and reduce gradients; the validation
+evaluation shards the samples and gathers them; only the main process writes the final
+policy.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ rewards: [{{name: format}}, {{name: iou, weight: 2.0}}]
 """)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
-           "--cpu", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+           "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
            "-m", "medground", "train", "grpo", "--config", str(cfg)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -51,5 +55,7 @@ rewards: [{{name: format}}, {{name: iou, weight: 2.0}}]
     vals = [h for h in hist if "val/miou" in h]
     assert [h["step"] for h in vals] == [0, 2]
     assert (out / "final" / "model.safetensors").exists() and (out / "final" / "medground.json").exists()
+    # two processes really ran: the trainer saves one RNG state per process
+    assert sorted(p.name for p in (out / "checkpoint-2").glob("rng_state*.pth")) == ["rng_state_0.pth", "rng_state_1.pth"]
     # the run's summary is printed once, by the main process
     assert proc.stdout.count('"global_step": 2') == 1
