@@ -21,6 +21,7 @@ from medground.data.phantom import generate_phantom_dataset
 from medground.models.policy import load_policy
 from medground.models.tiny import build_tiny_model
 from medground.predict import predict
+from medground.resume import sidecar_path
 from medground.shards import Shard, part_path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -59,6 +60,7 @@ def test_two_processes_merge_into_the_single_process_file_and_resume(assets, tmp
     part0, part1 = part_path(out, Shard(0, 2)), part_path(out, Shard(1, 2))
     first = single.read_text().splitlines()[0]
     part0.write_text(first + "\n" + first[:25])
+    sidecar_path(part0).write_text(sidecar_path(single).read_text())  # what rank 0 had claimed before its kill
 
     proc = _launch(assets, out, 29531)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -73,3 +75,8 @@ def test_two_processes_merge_into_the_single_process_file_and_resume(assets, tmp
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert rerun.stdout.count("wrote 0 predictions") == 2
     assert out.read_text() == single.read_text()
+    # the merged file records what made it, so one process resumes it like its own file
+    assert json.loads(sidecar_path(out).read_text()) == json.loads(sidecar_path(single).read_text())
+    again = predict(load_policy(assets / "tiny", device="cpu"), assets / "data/all.jsonl", out, max_new_tokens=12,
+                    batch_size=3, progress=False)
+    assert again.written == 0 and again.skipped == len(ids)

@@ -201,7 +201,9 @@ def check_resumable(model, data, out, *, template: str | None = None, max_new_to
                   "data_sha256": file_digest(data)})
     if template is not None:
         early["template"] = template
-    check_resume(out, early, only_given=True)
+    shard = current_shard()
+    for path in (out, part_path(out, shard)) if shard.parallel else (out,):
+        check_resume(path, early, only_given=True)
 
 
 def _model_identity(source: str) -> dict[str, Any]:
@@ -483,8 +485,10 @@ def predict(
         out.unlink(missing_ok=True)
         sidecar_path(out).unlink(missing_ok=True)
     segmenter = _built_segmenter(segmenter)
-    claim_output(out, run_settings(policy, data, template=template, max_new_tokens=max_new_tokens,
-                                   segmenter=segmenter))
+    settings = run_settings(policy, data, template=template, max_new_tokens=max_new_tokens, segmenter=segmenter)
+    if shard.parallel:
+        check_resume(final, settings)  # a merged file from another run is refused before any work
+    claim_output(out, settings)
     done = finished_ids(out, retry_errors=retry_errors)
     todo = [it for it in items if it.sample.id not in done]
     summary = PredictSummary(skipped=len(items) - len(todo), out=str(out), total=len(items), data=str(data))
@@ -510,6 +514,7 @@ def predict(
     summary.seconds = time.perf_counter() - t0
     if shard.parallel:
         parts = [part_path(final, Shard(r, shard.world)) for r in range(shard.world)]
+        claim_output(final, settings)  # the merged file says what made it, as a single-process one does
         if merge_parts(final, parts, [it.sample.id for it in every]):
             summary.merged = str(final)
     return summary

@@ -55,8 +55,11 @@ def predict(
                   max_pixels=max_pixels, device=device)
     options = dict(frame=frame, template=template, dtype=dtype, min_pixels=min_pixels, max_pixels=max_pixels)
     if engine.strip().lower() == "vllm":
+        from ..engines.vllm import import_vllm
+
         if device not in ("auto", "cpu"):
             raise MedgroundError("--device is for --engine hf; vLLM uses the GPUs in CUDA_VISIBLE_DEVICES")
+        import_vllm()  # a missing vLLM is said before anything is read or loaded
         options.update(tensor_parallel_size=tensor_parallel_size, data_parallel_size=data_parallel_size,
                        cache_dir=vllm_cache_dir)
     else:

@@ -243,11 +243,12 @@ def load_policy_spec(
     checkpoint (``load_policy`` merges one; ``save_pretrained`` it)."""
     from transformers import AutoConfig
 
+    given = Path(os.fspath(model)).expanduser()
+    if given.is_dir() and (given / "adapter_config.json").exists() and not (given / "config.json").exists():
+        raise MedgroundError(f"{given}: a LoRA adapter; this engine needs a full checkpoint (merge the adapter: "
+                             "load_policy(...).model.save_pretrained(DIR) with the processor)")
     source, _ = _resolve_source(model)
     path = Path(source)
-    if path.is_dir() and (path / "adapter_config.json").exists() and not (path / "config.json").exists():
-        raise MedgroundError(f"{path}: a LoRA adapter; this engine needs a full checkpoint (merge the adapter: "
-                             "load_policy(...).model.save_pretrained(DIR) with the processor)")
     meta = _read_meta(path) if path.is_dir() else {}
     try:
         config = AutoConfig.from_pretrained(source)
