@@ -125,7 +125,7 @@ def _stages(cfg, monkeypatch) -> dict:
     from medground.config import to_dict
 
     got = {}
-    monkeypatch.setattr(tiny, "build_tiny_model", lambda path, seed, config: got.setdefault("tiny", [
+    monkeypatch.setattr(tiny, "build_tiny_model", lambda path, seed, config, family: got.setdefault("tiny", [
         seed, dataclasses.asdict(config)]))
     monkeypatch.setattr(semantic_fit, "fit", lambda data, path, val, config, progress: got.setdefault(
         "fit", dataclasses.asdict(config)))

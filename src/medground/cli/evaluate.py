@@ -30,6 +30,10 @@ def evaluate(
     image_size: Optional[str] = typer.Option(
         None, "--image-size", help="WxH of the images a vlm-r1 log's ground truth refers to (with --frame)."
     ),
+    family: Optional[str] = typer.Option(
+        None, "--family", help="Model family whose answers these are (medground model families): its native "
+        "syntax and frame, in place of --frame (e.g. gemma3: box_2d [y0, x0, y1, x1] in 0-1000)."
+    ),
     reextract: bool = typer.Option(False, "--reextract", help="vlm-r1 logs: extract boxes again from model_output."),
     max_groups: int = typer.Option(40, "--max-groups", help="Rows printed per breakdown table."),
 ) -> None:
@@ -40,7 +44,7 @@ def evaluate(
     from ..evaluate import format_report, write_report
 
     report = run_evaluation(predictions, data, format=format, iou=iou, frame=frame, image_size=image_size,
-                            bootstrap=bootstrap, seed=seed, reextract=reextract, progress=True)
+                            family=family, bootstrap=bootstrap, seed=seed, reextract=reextract, progress=True)
     typer.echo(format_report(report, max_group_rows=max_groups))
     if json_out is not None:
         write_report(report, json_out)

@@ -19,7 +19,8 @@ def predict(
     out: Optional[Path] = typer.Option(None, "--out", help="Prediction JSONL (with --data) or overlay PNG (with --image)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Samples per generation batch."),
     template: Optional[str] = typer.Option(None, "--template", help="Prompt template (default: the checkpoint's, else r1)."),
-    frame: Optional[str] = typer.Option(None, "--frame", help="Override the coordinate frame (qwen2.5-vl, norm1000, fixed:640...)."),
+    frame: Optional[str] = typer.Option(None, "--frame", help="Override the coordinate frame (qwen2.5-vl, norm1000, norm1000+yx, fixed:640...)."),
+    family: Optional[str] = typer.Option(None, "--family", help="Model family when config.json's model_type is not one a family covers (medground model families)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", help="Generation length limit."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N samples."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Predict again the ids whose line has an error."),
@@ -44,7 +45,7 @@ def predict(
     if data is not None and out is None:
         raise MedgroundError("--data needs --out PRED.jsonl")
     policy = load_policy(model, frame=frame, template=template, device=device, dtype=dtype,
-                         min_pixels=min_pixels, max_pixels=max_pixels)
+                         min_pixels=min_pixels, max_pixels=max_pixels, family=family)
     if image is not None:
         overlay = out or default_overlay_path(image)
         record = predict_image(policy, image, query, template=template, max_new_tokens=max_new_tokens,

@@ -31,10 +31,10 @@ def build_sft_trainer(cfg: SFTRunConfig):
     from trl import SFTConfig
 
     from ..data.trl_dataset import sft_dataset
-    from ..templates import get_template
+    from ..models.families import resolve_template
 
     require(cfg)
-    template = get_template(cfg.data.template)
+    template = resolve_template(cfg.data.template)
     model, processor, frame = load_training_policy(cfg)
     train_samples = read_jsonl(cfg.data.train)
     dataset = sft_dataset(train_samples, template, frame, limit=cfg.data.max_train_samples, think=cfg.sft.think)
