@@ -105,7 +105,7 @@ def register(family: Family) -> Family:
         clash = set(other.target.model_types) & set(family.model_types)
         if other.name != family.name and clash:
             raise ValueError(f"model type(s) {sorted(clash)} of {family.name} already belong to {other.name}")
-    names = [a for a in (*family.model_types, *family.aliases) if REGISTRY._key(a) != REGISTRY._key(family.name)]
+    names = [a for a in (*family.model_types, *family.aliases) if a.strip().lower() != family.name.strip().lower()]
     return REGISTRY.register(family.name, family, description=family.description, aliases=tuple(names))
 
 
