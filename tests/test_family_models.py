@@ -24,6 +24,7 @@ from medground import predict as predict_mod
 from medground.cli import main
 from medground.data.phantom import generate_phantom_dataset
 from medground.data.schema import read_jsonl, write_jsonl
+from medground.errors import MedgroundError
 from medground.geometry import PIXELS, map_boxes
 from medground.models.families import get_family, resolve_template
 from medground.models.policy import load_policy
@@ -124,6 +125,11 @@ def test_tiny_checkpoint_loads_with_stock_classes_and_is_recognised(family):
     policy = load_policy(tiny, device="cpu")
     assert policy.family == fam.name and policy.frame == fam.frame(policy.processor)
     assert policy.processor.tokenizer.padding_side == "left"
+    if fam.frame_spec == "qwen2.5-vl":  # pixel limits change the resized image, and the frame with it
+        assert load_policy(tiny, device="cpu", max_pixels=56 * 56).frame == fam.frame(max_pixels=56 * 56)
+    elif not fam.pixel_limits:  # a fixed-size processor takes none: say so instead of ignoring them
+        with pytest.raises(MedgroundError, match="min_pixels / max_pixels apply to the processors of"):
+            load_policy(tiny, device="cpu", max_pixels=56 * 56)
 
 
 def test_batched_prediction_of_mixed_sizes_writes_original_pixels(family, tmp_path, monkeypatch):

@@ -221,6 +221,10 @@ def load_policy(
         raise
     except (OSError, ValueError, KeyError) as exc:
         raise MedgroundError(f"{source}: cannot load the model ({type(exc).__name__}: {exc})") from None
+    if (min_pixels or max_pixels) and fam is not None and not fam.pixel_limits:
+        limited = ", ".join(f.name for f in families() if f.pixel_limits)
+        raise MedgroundError(f"{source}: min_pixels / max_pixels apply to the processors of {limited}, not to "
+                             f"{fam.name}'s (its input size is fixed by its image processor)")
     processor = load_processor(proc_source, min_pixels=min_pixels, max_pixels=max_pixels)
     net.to(dev).eval()
     if frame is not None or (family is None and meta.get("frame")):

@@ -18,9 +18,8 @@ them) together with ``trainer_state``, ``log_metric(name, value)`` and
   ``"<reward name>/<component>"`` when TRL passes it.
 
 Coordinates: a policy answers in its *frame* (``Frame.parse`` spec, e.g.
-``"qwen2.5-vl"``), or names its model *family* (``family="gemma3"``: the family's
-frame, :func:`medground.models.families.resolve_frame`).  :meth:`Batch.to_original` maps its boxes to the canonical
-original-pixel frame of the ground truth through :mod:`medground.geometry`, using the
+``"qwen2.5-vl"``), or names its model *family* (``family="gemma3"``: the family's frame).
+:meth:`Batch.to_original` maps its boxes to the canonical original-pixel frame of the ground truth through :mod:`medground.geometry`, using the
 size of the forwarded ``image`` (what the policy saw) and the ``width`` / ``height``
 columns (the original size, when the stored image was resized).
 
@@ -77,13 +76,12 @@ def make_frame(frame="pixels", min_pixels: int | None = None, max_pixels: int | 
     from a model ``family`` (its frame; a ``frame`` other than the default as well is an
     error: the two would disagree)."""
     if family is not None:
-        from ..models.families import resolve_frame
+        from ..models.families import get_family
 
         if not (frame is None or (isinstance(frame, str) and frame.strip().lower() == "pixels")):
             raise MedgroundError(f"reward options family={family!r} and frame={frame!r}: give one of them")
         try:
-            return resolve_frame(family if not isinstance(family, str) else _family(family),
-                                 min_pixels=min_pixels, max_pixels=max_pixels)
+            return get_family(family).frame(min_pixels=min_pixels, max_pixels=max_pixels)
         except MedgroundError as exc:
             raise MedgroundError(f"reward option family={family!r}: {exc}") from None
     if isinstance(frame, Frame):
@@ -100,12 +98,6 @@ def make_frame(frame="pixels", min_pixels: int | None = None, max_pixels: int | 
         return Frame.parse(spec, **options)
     except (ValueError, TypeError) as exc:
         raise MedgroundError(f"reward option frame={frame!r}: {exc}") from None
-
-
-def _family(name: str):
-    from ..models.families import get_family
-
-    return get_family(name)
 
 
 def _size_of(image) -> tuple[int, int] | None:

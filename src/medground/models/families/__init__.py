@@ -71,8 +71,9 @@ class Family:
     """One model family (see the module docstring).
 
     ``frame_spec`` is a :meth:`Frame.parse` spec; ``"qwen2.5-vl"`` takes its pixel limits
-    from the processor.  ``image_factor`` is the side (pixels) of one image token, which
-    tiny models and the demo round image sizes to.  ``tiny`` builds the processor and
+    from the processor.  ``pixel_limits``: the processor takes ``min_pixels`` /
+    ``max_pixels`` (the Qwen-VL families).  ``image_factor`` is the side (pixels) of one
+    image token, which tiny models and the demo round image sizes to.  ``tiny`` builds the processor and
     model config of a tiny model: ``tiny(tokenizer, config) -> (processor, config,
     model_class)``."""
 
@@ -85,6 +86,7 @@ class Family:
     tokens: Tokens | None = None
     tiny: Callable | None = field(default=None, repr=False)
     image_factor: int = QWEN_FACTOR
+    pixel_limits: bool = False
     aliases: tuple[str, ...] = ()
     title: str = ""  # how the models are written ("Qwen2.5-VL"); default: the name
 

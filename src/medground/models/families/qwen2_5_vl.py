@@ -104,4 +104,5 @@ FAMILY = register(Family(
     image_factor=28,
     aliases=("lingshu",),
     title="Qwen2.5-VL",
+    pixel_limits=True,
 ))

@@ -78,4 +78,5 @@ FAMILY = register(Family(
     tiny=build_tiny,
     image_factor=28,
     title="Qwen2-VL",
+    pixel_limits=True,
 ))

@@ -96,4 +96,5 @@ FAMILY = register(Family(
     tiny=build_tiny,
     image_factor=32,
     title="Qwen3-VL",
+    pixel_limits=True,
 ))
