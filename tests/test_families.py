@@ -198,3 +198,30 @@ def test_cli_lists_the_families(capsys):
     rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
     assert sorted(rows) == FAMILIES
     assert rows["gemma3"]["frame"] == "norm1000+yx" and rows["smolvlm"]["native_template"] is None
+
+
+#: what each family's chat template writes for an image (the processor expands it)
+IMAGE_PLACEHOLDER = {"gemma3": "<start_of_image>", "internvl": "<IMG_CONTEXT>", "llava-onevision": "<image>",
+                     "qwen2-vl": "<|image_pad|>", "qwen2.5-vl": "<|image_pad|>", "qwen3-vl": "<|image_pad|>",
+                     "smolvlm": "<image>"}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_chat_templates_place_the_system_prompt_the_image_and_the_answer(family):
+    """System prompt kept (Gemma 3: folded into the first user turn), one image placeholder
+    before the question, and the generation prompt a prefix of the rendered answer (what
+    TRL's completion-only SFT loss relies on)."""
+    from jinja2 import Environment
+
+    tokens = get_family(family).tokens
+    template = Environment().from_string(tokens.chat_template)
+    prompt = [{"role": "system", "content": [{"type": "text", "text": "You are a radiologist."}]},
+              {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "left effusion"}]}]
+    answer = [{"role": "assistant", "content": [{"type": "text", "text": '{"bbox_2d": [1, 2, 3, 4]}'}]}]
+    asked = template.render(messages=prompt, add_generation_prompt=True, bos_token=tokens.bos or "")
+    full = template.render(messages=prompt + answer, add_generation_prompt=False, bos_token=tokens.bos or "")
+    placeholder = IMAGE_PLACEHOLDER[family]
+    assert "You are a radiologist." in asked and asked.count(placeholder) == 1
+    assert asked.index("You are a radiologist.") < asked.index(placeholder) < asked.index("left effusion")
+    assert full.startswith(asked) and full[len(asked):].lstrip().startswith('{"bbox_2d": [1, 2, 3, 4]}')
+    assert full.rstrip().endswith(tokens.eos)  # the turn ends with the token generation stops at
