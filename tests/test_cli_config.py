@@ -64,15 +64,15 @@ def test_model_tiny_flags_reach_the_tiny_config(tmp_path, monkeypatch, capsys):
     import medground.models.tiny as tiny
 
     got = {}
-    monkeypatch.setattr(tiny, "build_tiny_model", lambda out, seed, config, overwrite: got.update(
-        seed=seed, config=config, overwrite=overwrite) or out)
+    monkeypatch.setattr(tiny, "build_tiny_model", lambda out, seed, config, overwrite, family: got.update(
+        seed=seed, config=config, overwrite=overwrite, family=family) or out)
     (tmp_path / "tiny.yaml").write_text("vision_heads: 4\nvision_hidden_size: 64\n")
     with pytest.raises(SystemExit) as done:
         main(["model", "tiny", "--out", str(tmp_path / "m"), "--seed", "5", "--hidden-size", "64", "--layers", "3",
               "--vision-depth", "1", "--max-pixels", "4096", "--min-pixels", "784", "--template", "chain_of_box",
               "--overwrite", "--config", str(tmp_path / "tiny.yaml")])
     assert done.value.code in (0, None)
-    assert got["seed"] == 5 and got["overwrite"] is True
+    assert got["seed"] == 5 and got["overwrite"] is True and got["family"] == "qwen2.5-vl"  # the default family
     assert dataclasses.asdict(got["config"]) == dataclasses.asdict(tiny.TinyConfig(
         hidden_size=64, intermediate_size=128, num_hidden_layers=3, vision_depth=1, max_pixels=4096, min_pixels=784,
         template="chain_of_box", vision_heads=4, vision_hidden_size=64))

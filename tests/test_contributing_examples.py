@@ -1,5 +1,5 @@
 """The one-file examples of docs/CONTRIBUTING.md work as written: each block, loaded as the
-module it names, registers its reward / converter / segmenter, which then runs by name."""
+module it names, registers its reward / converter / segmenter / model family, which then works by name."""
 
 from __future__ import annotations
 
@@ -63,3 +63,13 @@ def test_the_segmenter_example(tmp_path, monkeypatch):
     mask = seg.segment_image(Image.fromarray(img), [5, 5, 40, 40])
     assert mask.sum() == 400 and mask[10:30, 10:30].all()
     assert pickle.loads(pickle.dumps(seg)).offset == 0.05
+
+
+def test_the_family_example(tmp_path, monkeypatch):
+    from medground.models.families import REGISTRY, family_of, resolve_frame
+    from medground.predict import decode_answer
+
+    _load("models/families/mllama.py", tmp_path, monkeypatch, REGISTRY)
+    assert family_of("mllama").name == "mllama" and resolve_frame("mllama").name == "norm1000"
+    boxes, _ = decode_answer("<answer>[100, 200, 500, 600]</answer>", (640, 480), "mllama")
+    assert np.allclose(boxes, [[64, 96, 320, 288]])

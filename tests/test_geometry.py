@@ -25,6 +25,9 @@ FRAMES = [
     Frame.parse("norm1000"),
     Frame.parse("fixed:640"),
     Frame.parse("fixed:640x480"),
+    Frame.parse("norm1000+yx"),
+    Frame.parse("norm1+square"),
+    Frame.parse("qwen2.5-vl+square+yx"),
 ]
 SIZES = [(512, 512), (1000, 700), (333, 1217), (3000, 2500), (57, 29)]
 
@@ -93,3 +96,52 @@ def test_clip_area_validity():
     np.testing.assert_allclose(box_area(b), [625, 0, 0, 5000])
     assert valid_boxes(b).tolist() == [True, False, False, True]
     assert valid_boxes(b, 100, 40).tolist() == [False, False, False, False]
+
+
+# --------------------------------------------------------------------------- modifiers: +yx, +square
+
+
+def test_yx_frames_write_y_first_boxes_and_points():
+    """Gemma 3 / MedGemma's box_2d is [y0, x0, y1, x1] in 0-1000, points [y, x]."""
+    size = (200, 100)
+    yx = Frame.parse("norm1000+yx")
+    assert yx == Frame("norm1000", order="yx") and yx.name == "norm1000+yx" and Frame.parse(yx.name) == yx
+    np.testing.assert_allclose(map_boxes([[20, 10, 100, 60]], size, PIXELS, yx), [[100, 100, 600, 500]])
+    np.testing.assert_allclose(map_boxes([[100, 100, 600, 500]], size, yx, PIXELS), [[20, 10, 100, 60]])
+    np.testing.assert_allclose(map_points([[20, 10]], size, PIXELS, yx), [[100, 100]])
+    # from one y-first frame to another keeps y first; to an x-first frame swaps
+    np.testing.assert_allclose(map_boxes([[100, 100, 600, 500]], size, yx, "norm1+yx"), [[0.1, 0.1, 0.6, 0.5]])
+    np.testing.assert_allclose(map_boxes([[100, 100, 600, 500]], size, yx, "norm1000"), [[100, 100, 500, 600]])
+    assert "y before x" in yx.describe(*size) and "[y1, x1, y2, x2]" in yx.describe(*size)
+
+
+@pytest.mark.parametrize("size", [(300, 200), (200, 300), (301, 200), (57, 29)])
+def test_square_frames_match_llava_padding(size):
+    """``+square``: relative to the image padded to a centred square, pasted where transformers'
+    LlavaOnevisionImageProcessor.pad_to_square pastes it."""
+    import torch
+    from transformers import LlavaOnevisionImageProcessor
+
+    w, h = size
+    box = [w // 4, h // 3, w // 2, h - 2]
+    img = torch.zeros(3, h, w)
+    img[:, box[1]:box[3], box[0]:box[2]] = 1.0
+    padded = LlavaOnevisionImageProcessor().pad_to_square(img, background_color=0)
+    side = padded.shape[-1]
+    ys, xs = torch.nonzero(padded[0] > 0.5, as_tuple=True)
+    where = [xs.min().item() / side, ys.min().item() / side, (xs.max().item() + 1) / side, (ys.max().item() + 1) / side]
+    np.testing.assert_allclose(map_boxes([box], size, PIXELS, "norm1+square")[0], where, atol=1e-9)
+    np.testing.assert_allclose(map_boxes([where], size, "norm1+square", PIXELS)[0], box, atol=1e-9)
+    assert Frame.parse("norm1+square").size(w, h) == (1.0, 1.0)
+    assert "padded to a centred square" in Frame.parse("norm1+square").describe(w, h)
+
+
+def test_frame_modifiers_are_checked():
+    with pytest.raises(ValueError, match="unknown frame modifier"):
+        Frame.parse("norm1000+xy+flip")
+    with pytest.raises(ValueError, match="canonical frame and takes no modifier"):
+        Frame.parse("pixels+yx")
+    with pytest.raises(ValueError, match="coordinate order"):
+        Frame("norm1000", order="zx")
+    assert Frame.parse("fixed:640x480+square").name == "fixed:640x480+square"
+    assert Frame.parse(" NORM1000+YX ") == Frame("norm1000", order="yx")

@@ -20,6 +20,15 @@ CASES = [
     ('<answer>{"bbox_2d": [[1, 2, 3, 4]], "point_2d": [[1, 1], [2, 2]]}</answer>', [[1, 2, 3, 4]], [[[1, 1], [2, 2]]]),
     ('<answer>{"answer": {"bbox": [1, 2, 3, 4]}}</answer>', [[1, 2, 3, 4]], []),
     ('<answer>{"bbox_2d": [1e2, -2, 3.5, 4]}</answer>', [[100, -2, 3.5, 4]], []),
+    # the families' native syntaxes (numbers as written; the family's frame maps them)
+    ("<|object_ref_start|>the left lung<|object_ref_end|><|box_start|>(125,250),(500,750)<|box_end|>",
+     [[125, 250, 500, 750]], []),  # Qwen2-VL
+    ("the left lung(125, 250), (500, 750) and (600,250),(900,750)", [[125, 250, 500, 750], [600, 250, 900, 750]],
+     []),  # Qwen2-VL decoded with skip_special_tokens: the box tokens are gone
+    ("<ref>left lung</ref><box>[[125, 250, 500, 750], [600, 250, 900, 750]]</box>",
+     [[125, 250, 500, 750], [600, 250, 900, 750]], []),  # InternVL, two instances
+    ('```json\n[\n  {"box_2d": [250, 125, 750, 500], "label": "left lung"}\n]\n```', [[250, 125, 750, 500]], []),
+    ("[0.125, 0.25, 0.5, 0.75]", [[0.125, 0.25, 0.5, 0.75]], []),  # LLaVA-OneVision
 ]
 
 
@@ -53,6 +62,13 @@ def test_non_finite_and_wrong_arity_are_ignored():
     assert parse_completion('<answer>{"bbox_2d": [1, 2, 3]}</answer>').boxes == []
     assert parse_completion('<answer>{"bbox_2d": ["a", 2, 3, 4]}</answer>').boxes == []
     assert parse_completion('<answer>{"bbox_2d": [NaN, 2, 3, 4]}</answer>').boxes == []
+
+
+def test_corner_pairs_are_a_last_resort():
+    """"(x1,y1),(x2,y2)" is read only when no JSON or bracketed box is there."""
+    assert parse_completion('{"bbox_2d": [1, 2, 3, 4]} at (5,6),(7,8)').boxes == [[1, 2, 3, 4]]
+    assert parse_completion("points (5,6) and (7,8)").boxes == []  # not a comma-joined pair
+    assert parse_completion("(5,6),(7,8,9)").boxes == []
 
 
 def test_conversational_completion():
@@ -126,6 +142,8 @@ HOSTILE = {
     "objects that fail to decode": ("", "{a: 1} "),
     "python-ish failures": ("", "{'a': (1} "),
     "whitespace runs": ("[", " " * 50 + ","),
+    "partial corner pairs": ("", "(1, 2), ("),
+    "corner pair openers": ("(", " 1 ,"),
 }
 
 

@@ -1,6 +1,6 @@
 """``medground demo``: the whole pipeline on a CPU, measured honestly.
 
-phantom data -> tiny Qwen2.5-VL -> SFT warm start (the recipe: on the explicit phrases
+phantom data -> tiny model (Qwen2.5-VL, or ``--family``) -> SFT warm start (the recipe: on the explicit phrases
 only, ``sft_tasks``) -> GRPO on every training query (format + IoU + semantic, the
 semantic encoder fitted by ``medground semantic fit``) -> greedy evaluation of the SFT
 and the GRPO model on the held-out test split, overall, per query type and per
@@ -73,8 +73,11 @@ class DemoConfig:
         "help": "Finding categories left out as targets of every split (still drawn; named in the report)."})
     sft_tasks: list[str] = field(default_factory=list, metadata={
         "help": "Query types (explicit, implicit) the SFT warm start sees; []: all.  GRPO sees all."})
+    family: str = field(default="qwen2.5-vl", metadata={
+        "help": "Model family of the tiny model (medground model families)."})
     tiny: dict[str, Any] = field(default_factory=dict, metadata={
-        "help": "Tiny model sizes: TinyConfig fields (medground model tiny --help); max_pixels defaults to size².",
+        "help": "Tiny model sizes: TinyConfig fields (medground model tiny --help); max_pixels defaults to the "
+                "square of size rounded up to the family's image-token side (size² for qwen2.5-vl).",
         "config": "medground.models.tiny:TinyConfig"})
     template: str = field(default="r1", metadata={"help": "Prompt template of the model, SFT and GRPO."})
     semantic: bool = field(default=True, metadata={"help": "Add the semantic reward (false: the paper's ablation)."})
@@ -95,7 +98,7 @@ class DemoConfig:
     overlays: int = field(default=6, metadata={"help": "Test images drawn with the SFT, GRPO and true boxes."})
 
     def __post_init__(self):
-        from .templates import get_template
+        from .models.families import get_family, resolve_template
 
         check_range(self, "images", "eval_batch_size", "max_new_tokens", low=1)
         check_range(self, "size", low=28)
@@ -110,7 +113,11 @@ class DemoConfig:
             raise ConfigError("sft_tasks", f"unknown query type(s) {', '.join(bad)}; choose from "
                                            f"{', '.join(PHANTOM_TASKS)}")
         try:
-            get_template(self.template)
+            self.family = get_family(self.family).name
+        except MedgroundError as exc:
+            raise ConfigError("family", str(exc)) from None
+        try:
+            resolve_template(self.template)
         except MedgroundError as exc:
             raise ConfigError("template", str(exc)) from None
 
@@ -307,24 +314,32 @@ def select_categories(cfg: DemoConfig, data: Path, out: Path) -> Path:
 
 
 def tiny_config(cfg: DemoConfig):
-    """The :class:`~medground.models.tiny.TinyConfig` of the demo's model."""
+    """The :class:`~medground.models.tiny.TinyConfig` of the demo's model: pixel limits of a
+    square of ``size`` rounded up to whole image tokens of the family (112 px for
+    Qwen2.5-VL's 28)."""
+    from .models.families import get_family
     from .models.tiny import TinyConfig
 
-    return load_config(TinyConfig, values={"template": cfg.template, "max_pixels": cfg.size * cfg.size, **cfg.tiny})
+    fam = get_family(cfg.family)
+    side = -(-cfg.size // fam.image_factor) * fam.image_factor
+    return load_config(TinyConfig, values={"template": cfg.template, "max_pixels": side * side, **cfg.tiny})
 
 
 def make_model(cfg: DemoConfig, out: Path, stages: dict) -> Path:
+    from .models.families import get_family
     from .models.tiny import build_tiny_model
 
     path = out / "tiny"
     tiny = tiny_config(cfg)
-    stage = stages["model"] = Stage(out, "model", {"seed": cfg.seed, "tiny": dataclasses.asdict(tiny)}, [path],
+    stage = stages["model"] = Stage(out, "model", {"seed": cfg.seed, "family": cfg.family,
+                                                        "tiny": dataclasses.asdict(tiny)}, [path],
                                     [path / "config.json"])
     if stage.begin():
         _log(f"model: {path} already built")
         return path
-    _log(f"model: tiny Qwen2.5-VL ({tiny.hidden_size}-d, {tiny.num_hidden_layers} layers)")
-    build_tiny_model(path, seed=cfg.seed, config=tiny)
+    fam = get_family(cfg.family)
+    _log(f"model: tiny {fam.title or fam.name} ({tiny.hidden_size}-d, {tiny.num_hidden_layers} layers)")
+    build_tiny_model(path, seed=cfg.seed, config=tiny, family=fam.name)
     stage.done()
     return path
 
@@ -536,7 +551,8 @@ def write_reports(out: Path, result: dict) -> None:
 def format_markdown(r: dict) -> str:
     s, g = r["sft"], r["grpo"]
     lines = ["# medground CPU demo", "",
-             f"Phantom chest radiographs ({r['config']['images']} images, {r['config']['size']} px), tiny Qwen2.5-VL, "
+             f"Phantom chest radiographs ({r['config']['images']} images, {r['config']['size']} px), "
+             f"tiny {_family_title(r['config'].get('family'))}, "
              f"template `{r['config']['template']}`, semantic reward {'on' if r['config']['semantic'] else 'off'}.",
              f"Held-out test split, greedy decoding, {s.get('n')} samples. {_wall_time(r)}, "
              f"peak RSS {r['peak_rss_mb']:.0f} MiB.", "",
@@ -586,6 +602,13 @@ def _wall_time(r: dict) -> str:
     reused = [name for name, st in (r.get("stages") or {}).items() if st.get("reused")]
     what = f"; reused: {', '.join(reused)}" if reused else ""
     return f"Wall time {total:.0f} s for the whole run, {r['seconds']:.0f} s in the last invocation{what}"
+
+
+def _family_title(name: str | None) -> str:
+    from .models.families import get_family
+
+    fam = get_family(name or "qwen2.5-vl")
+    return fam.title or fam.name
 
 
 def run_demo(out, config: DemoConfig | None = None) -> dict:

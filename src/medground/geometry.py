@@ -11,12 +11,24 @@ vision-language model answers in its own frame:
 * ``fixed``       – pixels of an image pre-resized to a fixed ``width`` × ``height``
   (e.g. the 640-px MedRPG / MedGround-R1 release).
 
+Two named modifiers, written after a ``+``, say what else a model family does with
+its numbers (neither applies to ``pixels``, the canonical frame):
+
+* ``+yx``     – y before x: boxes ``[y1, x1, y2, x2]``, points ``[y, x]`` (Gemini /
+  Gemma 3 / MedGemma ``box_2d``);
+* ``+square`` – relative to the image padded to a square of its longer side, centred
+  (LLaVA's ``expand2square``, ``LlavaOnevisionImageProcessor.pad_to_square``).
+
 Every conversion between frames goes through :func:`map_boxes` /
 :func:`map_points`; nothing else in the package rescales coordinates.
 
 >>> f = Frame.parse("norm1000")
 >>> map_boxes([[0, 0, 500, 500]], (200, 100), src=f, dst=PIXELS).tolist()
 [[0.0, 0.0, 100.0, 50.0]]
+>>> map_boxes([[100, 0, 500, 1000]], (200, 100), src="norm1000+yx", dst=PIXELS).tolist()  # box_2d
+[[0.0, 10.0, 200.0, 50.0]]
+>>> map_boxes([[0, 0, 200, 100]], (200, 100), src=PIXELS, dst="norm1+square").tolist()
+[[0.0, 0.25, 1.0, 0.75]]
 """
 
 from __future__ import annotations
@@ -111,7 +123,10 @@ def smart_resize(
 
 @dataclass(frozen=True)
 class Frame:
-    """A coordinate frame a model answers in (see the module docstring)."""
+    """A coordinate frame a model answers in (see the module docstring).
+
+    ``order`` is ``"xy"`` or ``"yx"`` (y first); ``square`` makes the numbers refer to
+    the image padded to a centred square of its longer side."""
 
     kind: str = "pixels"
     factor: int = QWEN_FACTOR
@@ -119,22 +134,37 @@ class Frame:
     max_pixels: int = QWEN_MAX_PIXELS
     width: int | None = None
     height: int | None = None
+    order: str = "xy"
+    square: bool = False
 
     KINDS = ("pixels", "qwen2.5-vl", "norm1", "norm1000", "fixed")
+    ORDERS = ("xy", "yx")
+    MODIFIERS = ("yx", "square")
 
     def __post_init__(self):
         if self.kind not in self.KINDS:
             raise ValueError(f"unknown coordinate frame {self.kind!r}; choose one of {self.KINDS}")
         if self.kind == "fixed" and not (self.width and self.height):
             raise ValueError("frame 'fixed' needs width and height")
+        if self.order not in self.ORDERS:
+            raise ValueError(f"coordinate order must be one of {self.ORDERS}, got {self.order!r}")
+        if self.kind == "pixels" and (self.order != "xy" or self.square):
+            raise ValueError("'pixels' is the canonical frame and takes no modifier; use e.g. 'fixed:WxH+yx'")
 
     @classmethod
     def parse(cls, spec: str | Frame | None, **options) -> Frame:
         """``"qwen2.5-vl"``, ``"norm1000"``, ``"norm1"``, ``"pixels"``, ``"fixed:640"``,
-        ``"fixed:640x480"`` or a :class:`Frame` (returned as is)."""
+        ``"fixed:640x480"``, any of them with ``+yx`` / ``+square`` (``"norm1000+yx"``),
+        or a :class:`Frame` (returned as is)."""
         if isinstance(spec, Frame):
             return spec
-        spec = (spec or "pixels").strip().lower()
+        base, *mods = (spec or "pixels").strip().lower().split("+")
+        unknown = sorted(set(mods) - set(cls.MODIFIERS))
+        if unknown:
+            raise ValueError(f"unknown frame modifier(s) {', '.join(unknown)}; choose from {', '.join(cls.MODIFIERS)}")
+        if mods:
+            options = {**options, "order": "yx" if "yx" in mods else "xy", "square": "square" in mods}
+        base = base.strip()
         aliases = {
             "qwen2_5_vl": "qwen2.5-vl",
             "qwen25vl": "qwen2.5-vl",
@@ -144,22 +174,33 @@ class Frame:
             "0-1": "norm1",
             "0-1000": "norm1000",
         }
-        spec = aliases.get(spec, spec)
-        if spec.startswith("fixed:"):
-            dims = spec.split(":", 1)[1].split("x")
+        base = aliases.get(base, base)
+        if base.startswith("fixed:"):
+            dims = base.split(":", 1)[1].split("x")
             w = int(dims[0])
             h = int(dims[1]) if len(dims) > 1 else w
-            return cls("fixed", width=w, height=h)
-        return cls(spec, **options)
+            mods_only = {k: v for k, v in options.items() if k in ("order", "square")}
+            return cls("fixed", width=w, height=h, **mods_only)
+        return cls(base, **options)
 
     @property
     def name(self) -> str:
-        if self.kind == "fixed":
-            return f"fixed:{self.width}x{self.height}"
-        return self.kind
+        base = f"fixed:{self.width}x{self.height}" if self.kind == "fixed" else self.kind
+        return base + ("+yx" if self.order == "yx" else "") + ("+square" if self.square else "")
+
+    def reference(self, width: float, height: float) -> tuple[float, float, float, float]:
+        """``(ref_w, ref_h, off_x, off_y)``: the image this frame's numbers refer to (the
+        original, or its centred square with ``square``) and where the original's origin
+        sits in it (LLaVA pastes at ``((side - w) // 2, (side - h) // 2)``)."""
+        if not self.square:
+            return float(width), float(height), 0.0, 0.0
+        side = max(width, height)
+        return float(side), float(side), float(math.floor((side - width) / 2)), float(math.floor((side - height) / 2))
 
     def size(self, width: float, height: float) -> tuple[float, float]:
-        """The extent ``(w, h)`` of an image of original size ``width × height`` in this frame."""
+        """The extent ``(w, h)`` of an image of original size ``width × height`` in this
+        frame (with ``square``: of its padded square), in ``x, y`` order."""
+        width, height, _, _ = self.reference(width, height)
         if self.kind == "pixels":
             return float(width), float(height)
         if self.kind == "qwen2.5-vl":
@@ -174,34 +215,70 @@ class Frame:
     def describe(self, width: float, height: float) -> str:
         """Human words for the frame, used in prompt templates."""
         if self.kind == "norm1":
-            return "relative coordinates between 0 and 1"
-        if self.kind == "norm1000":
-            return "relative coordinates between 0 and 1000"
-        w, h = self.size(width, height)
-        return f"absolute pixel coordinates of the {int(w)}x{int(h)} image"
+            text = "relative coordinates between 0 and 1"
+        elif self.kind == "norm1000":
+            text = "relative coordinates between 0 and 1000"
+        else:
+            w, h = self.size(width, height)
+            text = f"absolute pixel coordinates of the {int(w)}x{int(h)} image"
+        if self.square:
+            text += " of the image padded to a centred square"
+        if self.order == "yx":
+            text += ", y before x: boxes as [y1, x1, y2, x2], points as [y, x]"
+        return text
 
 
 PIXELS = Frame("pixels")
 
 
-def _scale(size, src: Frame, dst: Frame) -> tuple[float, float]:
+def _affine(size, src: Frame, dst: Frame) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``((sx, sy), (ox, oy))`` with ``dst = src * s + o`` per axis (both in ``x, y`` order)
+    for an image of original ``size = (width, height)``."""
     width, height = size
     sw, sh = src.size(width, height)
     dw, dh = dst.size(width, height)
-    return dw / sw, dh / sh
+    if src.square == dst.square:
+        sx, sy = dw / sw, dh / sh  # same reference image: the ratio of the extents
+    else:
+        rsw, rsh, _, _ = src.reference(width, height)
+        rdw, rdh, _, _ = dst.reference(width, height)
+        sx, sy = (dw / rdw) * (rsw / sw), (dh / rdh) * (rsh / sh)
+    _, _, sox, soy = src.reference(width, height)
+    rdw, rdh, dox, doy = dst.reference(width, height)  # dst = (p + o_dst) * dw / rdw
+    ox = (dox - sox) * dw / rdw if (dox or sox) else 0.0
+    oy = (doy - soy) * dh / rdh if (doy or soy) else 0.0
+    return (sx, sy), (ox, oy)
+
+
+def _in_xy(arr: np.ndarray, frame: Frame) -> np.ndarray:
+    """Coordinates (last axis ``x, y`` pairs) written in ``frame``'s order, as ``x, y``."""
+    if frame.order == "xy":
+        return arr
+    idx = [1, 0, 3, 2] if arr.shape[-1] == 4 else [1, 0]
+    return arr[..., idx]
 
 
 def map_boxes(boxes, size, src: Frame | str = PIXELS, dst: Frame | str = PIXELS) -> np.ndarray:
-    """Map ``xyxy`` boxes from frame ``src`` to frame ``dst`` for an image of original
-    ``size = (width, height)``.  Returns float64 (N, 4)."""
-    sx, sy = _scale(size, Frame.parse(src), Frame.parse(dst))
-    return as_boxes(boxes) * np.array([sx, sy, sx, sy])
+    """Map boxes from frame ``src`` to frame ``dst`` for an image of original
+    ``size = (width, height)``.  Boxes are ``[x1, y1, x2, y2]`` (``[y1, x1, y2, x2]`` in a
+    ``+yx`` frame).  Returns float64 (N, 4)."""
+    src, dst = Frame.parse(src), Frame.parse(dst)
+    (sx, sy), (ox, oy) = _affine(size, src, dst)
+    out = _in_xy(as_boxes(boxes), src) * np.array([sx, sy, sx, sy])
+    if ox or oy:
+        out = out + np.array([ox, oy, ox, oy])
+    return _in_xy(out, dst)
 
 
 def map_points(points, size, src: Frame | str = PIXELS, dst: Frame | str = PIXELS) -> np.ndarray:
-    """Map ``(x, y)`` points (any leading shape) from ``src`` to ``dst``; see :func:`map_boxes`."""
-    sx, sy = _scale(size, Frame.parse(src), Frame.parse(dst))
-    return as_points(points) * np.array([sx, sy])
+    """Map ``(x, y)`` points (``(y, x)`` in a ``+yx`` frame; any leading shape) from
+    ``src`` to ``dst``; see :func:`map_boxes`."""
+    src, dst = Frame.parse(src), Frame.parse(dst)
+    (sx, sy), (ox, oy) = _affine(size, src, dst)
+    out = _in_xy(as_points(points), src) * np.array([sx, sy])
+    if ox or oy:
+        out = out + np.array([ox, oy])
+    return _in_xy(out, dst)
 
 
 def clip_boxes(boxes, width: float, height: float) -> np.ndarray:

@@ -6,6 +6,11 @@ It understands what grounding models actually write:
 * JSON objects ``{"bbox_2d": [...]}``, ``{"bbox": [...], "points_1": [...], "points_2": [...]}``,
   lists of such objects, fenced ```` ```json ```` blocks, single-quoted pseudo-JSON,
 * bare ``[x1, y1, x2, y2]`` lists, integer or float coordinates,
+* the native syntaxes of the model families (:mod:`medground.models.families`):
+  Qwen2-VL's ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` (also with the special tokens
+  stripped by decoding), InternVL's ``<ref>…</ref><box>[[x1, y1, x2, y2], …]</box>``,
+  Gemma 3 / MedGemma's ``{"box_2d": [y1, x1, y2, x2]}`` (numbers as written: the family's
+  frame says they are y-first), LLaVA-OneVision's ``[0.12, 0.3, 0.5, 0.71]``,
 * boxes cited inside ``<think>`` (Chain-of-Box).
 
 Coordinates are returned as written, in the model's frame; mapping to original pixels
@@ -38,6 +43,9 @@ MAX_BRACKET_EVENTS = 2048  # brackets and quotes read per text (an answer listin
 # match backs off in linear time: "[" + 20 000 digits once took minutes.
 _NUM = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 BARE_BOX_RE = re.compile(rf"[\[(]\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*[\])]")
+# Qwen2-VL's two corners, "(x1,y1),(x2,y2)", between <|box_start|> and <|box_end|> (which
+# skip_special_tokens removes when decoding, so the tokens are not required).
+CORNER_PAIR_RE = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
 # What Python literals allow and JSON does not (quotes, tuples, None/True/False, trailing
 # commas, unary plus, "1." / ".5", 1_000, 0x10): only then is literal_eval worth its cost.
 _PYTHONIC = re.compile(r"'|\(|\+|\bNone\b|\bTrue\b|\bFalse\b|,\s*[}\]]|\d\.(?!\d)|(?<!\d)\.\d|\d_\d|0[xXoObB]")
@@ -286,9 +294,9 @@ def _json_values(text: str) -> list:
     return values
 
 
-def _bare_boxes(text: str) -> list[list[float]]:
+def _bare_boxes(text: str, pattern: re.Pattern = BARE_BOX_RE) -> list[list[float]]:
     out = []
-    for m in BARE_BOX_RE.finditer(text[:MAX_SCAN_CHARS]):
+    for m in pattern.finditer(text[:MAX_SCAN_CHARS]):
         box = [_number(g) for g in m.groups()]
         if all(v is not None for v in box):
             out.append(box)
@@ -311,6 +319,8 @@ def extract_boxes(text: str) -> tuple[list[list[float]], list[list[list[float]]]
         _collect(obj, boxes, points)
     if not boxes:
         boxes = _bare_boxes(text)
+    if not boxes:
+        boxes = _bare_boxes(text, CORNER_PAIR_RE)
     return boxes, points, objects
 
 

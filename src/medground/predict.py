@@ -117,16 +117,18 @@ def check_options(*, data=None, out=None, image=None, query=None, batch_size: in
     if min_pixels and max_pixels and min_pixels > max_pixels:
         raise MedgroundError(f"--min-pixels {min_pixels} exceeds --max-pixels {max_pixels}")
     if template is not None:
-        from .templates import get_template
+        from .models.families import resolve_template
 
         try:
-            get_template(template)
+            resolve_template(template)
         except MedgroundError as exc:
             raise MedgroundError(f"--template: {exc}") from None
     if frame is not None and not isinstance(frame, Frame):
+        from .models.families import resolve_frame
+
         try:
-            Frame.parse(frame)
-        except ValueError as exc:
+            resolve_frame(frame)  # a frame spec or a family name
+        except MedgroundError as exc:
             raise MedgroundError(f"--frame {frame!r}: {exc}") from None
     if device not in (None, "", "auto"):
         check_device(device)
@@ -274,9 +276,21 @@ def _record(sid: str, frame: Frame, completion: str | None = None, boxes=None, p
             "frame": frame.name, "error": error}
 
 
-def decode_answer(completion: str, size: tuple[int, int], frame: Frame) -> tuple[list, list | None]:
+def decode_answer(completion: str, size: tuple[int, int], frame) -> tuple[list, list | None]:
     """Boxes (original pixels, rounded to 0.01) and the first key-point pair of a
-    completion written in ``frame`` for an image of original ``size = (W, H)``."""
+    completion for an image of original ``size = (W, H)``.
+
+    ``frame`` says what the completion's numbers mean: a :class:`Frame`, a frame spec
+    (``"norm1000+yx"``), or a model family (``"gemma3"``, a
+    :class:`~medground.models.families.Family`) whose frame is used — the one mapping
+    from a family's answer, in its native syntax or ours, to canonical boxes.
+
+    >>> decode_answer('```json\\n[{"box_2d": [100, 0, 500, 1000], "label": "lung"}]\\n```', (200, 100), "gemma3")
+    ([[0.0, 10.0, 200.0, 50.0]], None)
+    """
+    from .models.families import resolve_frame
+
+    frame = resolve_frame(frame)
     parsed = parse_completion(completion)
     boxes = map_boxes(parsed.boxes, size, src=frame, dst=PIXELS) if parsed.boxes else np.zeros((0, 4))
     pts = None
@@ -306,7 +320,8 @@ def generate_batch(policy, images: list, prompts: list[str], *, max_new_tokens: 
     import torch
 
     proc = policy.processor
-    inputs = proc(text=prompts, images=images, padding=True, return_tensors="pt").to(policy.device)
+    # one list per prompt: processors that count images per sample (Gemma 3, Idefics3) need the nesting
+    inputs = proc(text=prompts, images=[[im] for im in images], padding=True, return_tensors="pt").to(policy.device)
     tok = proc.tokenizer
     gen_kwargs = dict(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
     gc = getattr(policy.model, "generation_config", None)
@@ -360,9 +375,9 @@ def _load(item: _Item, data_path) -> tuple[Any, tuple[int, int]]:
 def predict_items(policy, items: list[_Item], *, template=None, batch_size: int = 8, max_new_tokens: int = 128,
                   data_path=None) -> Iterable[list[dict]]:
     """Yield prediction records batch by batch (bad images become error records)."""
-    from .templates import get_template
+    from .models.families import resolve_template
 
-    tpl = get_template(template or policy.template)
+    tpl = resolve_template(template or policy.template)
     frame = policy.frame
     generate = _generator(policy)
     for start in range(0, len(items), batch_size):

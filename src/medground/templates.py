@@ -72,7 +72,10 @@ MEDREASONER_NOTHINK_SUFFIX = (
 )
 
 
-def _fmt(values) -> str:
+def _fmt(values, digits: int = 0) -> str:
+    """``[a, b, ...]``: integers, or ``digits`` decimals (0–1 frames need them)."""
+    if digits:
+        return "[" + ", ".join(repr(round(float(v), digits)) for v in values) + "]"
     return "[" + ", ".join(str(int(round(float(v)))) for v in values) + "]"
 
 
@@ -93,32 +96,35 @@ class Template:
             text += FRAME_SENTENCE.format(desc=Frame.parse(frame).describe(width, height))
         return text + self.suffix.format()
 
-    def answer_json(self, box, points=None) -> str:
-        """The JSON answer for ``box`` (and ``points``), coordinates as given (model frame)."""
+    def answer_json(self, box, points=None, *, digits: int = 0) -> str:
+        """The JSON answer for ``box`` (and ``points``), coordinates as given (model frame),
+        rounded to integers or to ``digits`` decimals."""
         if self.answer_kind == "medreasoner":
-            obj = {"bbox": json.loads(_fmt(box))}
+            obj = {"bbox": json.loads(_fmt(box, digits))}
             if points is not None:
-                obj["points_1"] = json.loads(_fmt(points[0]))
-                obj["points_2"] = json.loads(_fmt(points[1]))
+                obj["points_1"] = json.loads(_fmt(points[0], digits))
+                obj["points_2"] = json.loads(_fmt(points[1], digits))
             return json.dumps(obj)
-        return json.dumps({"bbox_2d": json.loads(_fmt(box))})
+        return json.dumps({"bbox_2d": json.loads(_fmt(box, digits))})
 
-    def teacher(self, query: str, box, points=None, *, region: str | None = None, context: list | None = None) -> str:
+    def teacher(self, query: str, box, points=None, *, region: str | None = None, context: list | None = None,
+                digits: int = 0) -> str:
         """A perfect completion: reasoning (citing boxes for Chain-of-Box) and the answer.
 
-        ``box``/``points`` are in the model's frame.  ``region`` names the target
-        (defaults to the query); ``context`` is an optional list of ``(name, box)``
-        other regions the reasoning mentions before settling on the target.
+        ``box``/``points`` are in the model's frame, written as integers or with
+        ``digits`` decimals.  ``region`` names the target (defaults to the query);
+        ``context`` is an optional list of ``(name, box)`` other regions the reasoning
+        mentions before settling on the target.
         """
         region = region or query.strip().rstrip(".")
         if not self.think:
-            return f"<answer>{self.answer_json(box, points)}</answer>"
+            return f"<answer>{self.answer_json(box, points, digits=digits)}</answer>"
         cite = self.name == "chain_of_box"
         steps = []
         for name, other in context or []:
-            steps.append(f"The {name}{' ' + _fmt(other) if cite else ''} is not the target.")
-        steps.append(f"The {region} is {'at ' + _fmt(box) if cite else 'the region described'}.")
-        return f"<think>{' '.join(steps)}</think><answer>{self.answer_json(box, points)}</answer>"
+            steps.append(f"The {name}{' ' + _fmt(other, digits) if cite else ''} is not the target.")
+        steps.append(f"The {region} is {'at ' + _fmt(box, digits) if cite else 'the region described'}.")
+        return f"<think>{' '.join(steps)}</think><answer>{self.answer_json(box, points, digits=digits)}</answer>"
 
 
 def register(template: Template) -> Template:

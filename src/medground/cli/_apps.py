@@ -37,7 +37,7 @@ OVERRIDES = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 app = typer.Typer(help="Ground clinical language in medical images: train, evaluate, serve.", **_SETTINGS)
 data_app = typer.Typer(help="Datasets: validate, convert, generate phantoms, statistics.", **_SETTINGS)
-model_app = typer.Typer(help="Models: build tiny offline checkpoints.", **_SETTINGS)
+model_app = typer.Typer(help="Models: tiny offline checkpoints, model families.", **_SETTINGS)
 train_app = typer.Typer(help="Training on TRL: SFT warm start and GRPO.", **_SETTINGS)
 rewards_app = typer.Typer(help="Reward functions for GRPO.", **_SETTINGS)
 semantic_app = typer.Typer(help="Semantic image-text encoders for the semantic reward.", **_SETTINGS)

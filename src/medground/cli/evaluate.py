@@ -31,6 +31,10 @@ def evaluate(
     image_size: Optional[str] = typer.Option(
         None, "--image-size", help="WxH of the images a vlm-r1 log's ground truth refers to (with --frame)."
     ),
+    family: Optional[str] = typer.Option(
+        None, "--family", help="Model family whose answers these are (medground model families): its native "
+        "syntax and frame, in place of --frame (e.g. gemma3: box_2d [y0, x0, y1, x1] in 0-1000)."
+    ),
     reextract: bool = typer.Option(False, "--reextract", help="vlm-r1 logs: extract boxes again from model_output."),
     max_groups: int = typer.Option(40, "--max-groups", help="Rows printed per breakdown table."),
     allow_missing: bool = typer.Option(False, "--allow-missing", help="Score a file none of whose ids is in --data (every sample missing) instead of stopping."),
@@ -52,7 +56,7 @@ def evaluate(
     if max_groups < 0:
         raise MedgroundError(f"--max-groups must be 0 or more, got {max_groups}")
     report = run_evaluation(predictions, data, format=format, iou=iou, frame=frame, image_size=image_size,
-                            bootstrap=bootstrap, seed=seed, reextract=reextract, progress=not quiet,
+                            family=family, bootstrap=bootstrap, seed=seed, reextract=reextract, progress=not quiet,
                             allow_missing=allow_missing, root=root)
     for warning in report.get("warnings", []):
         typer.echo(f"warning: {warning}", err=True)

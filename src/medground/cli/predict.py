@@ -19,7 +19,8 @@ def predict(
     out: Optional[Path] = typer.Option(None, "--out", help="Prediction JSONL (with --data) or overlay PNG (with --image)."),
     batch_size: int = typer.Option(8, "--batch-size", help="Samples per generation batch."),
     template: Optional[str] = typer.Option(None, "--template", help="Prompt template (default: the checkpoint's, else r1)."),
-    frame: Optional[str] = typer.Option(None, "--frame", help="Override the coordinate frame (qwen2.5-vl, norm1000, fixed:640...)."),
+    frame: Optional[str] = typer.Option(None, "--frame", help="Override the coordinate frame (qwen2.5-vl, norm1000, norm1000+yx, fixed:640...)."),
+    family: Optional[str] = typer.Option(None, "--family", help="Model family when config.json's model_type is not one a family covers (medground model families)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens", help="Generation length limit."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N samples (N >= 1)."),
     retry_errors: bool = typer.Option(False, "--retry-errors", help="Predict again the ids whose line has an error."),
@@ -53,7 +54,12 @@ def predict(
     check_options(data=data, out=out, image=image, query=query, batch_size=batch_size, max_new_tokens=max_new_tokens,
                   limit=limit, template=template, frame=frame, segmenter=segmenter, min_pixels=min_pixels,
                   max_pixels=max_pixels, device=device)
-    options = dict(frame=frame, template=template, dtype=dtype, min_pixels=min_pixels, max_pixels=max_pixels)
+    if family is not None:
+        from ..models.families import get_family
+
+        get_family(family)  # a mistyped family fails before anything loads
+    options = dict(frame=frame, template=template, dtype=dtype, min_pixels=min_pixels, max_pixels=max_pixels,
+                   family=family)
     if engine.strip().lower() == "vllm":
         from ..engines.vllm import import_vllm
 

@@ -13,7 +13,8 @@ from ._apps import app
 @app.command("serve")
 def serve(
     model: Optional[str] = typer.Option(None, "--model", help="Checkpoint folder to ground images with (omit to only browse)."),
-    frame: Optional[str] = typer.Option(None, "--frame", help="Override the coordinate frame (qwen2.5-vl, norm1000, fixed:640...)."),
+    frame: Optional[str] = typer.Option(None, "--frame", help="Override the coordinate frame (qwen2.5-vl, norm1000, norm1000+yx, fixed:640...)."),
+    family: Optional[str] = typer.Option(None, "--family", help="Model family when config.json's model_type is not one a family covers (medground model families)."),
     template: Optional[str] = typer.Option(None, "--template", help="Default prompt template (default: the checkpoint's, else r1)."),
     segmenter: Optional[str] = typer.Option(None, "--segmenter", help="Add masks from the answer's box / points (e.g. watershed)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Canonical dataset JSONL: the truth Browse compares with."),
@@ -44,7 +45,7 @@ def serve(
     def ready(handle) -> None:
         typer.echo(f"medground serve: {handle.url}  (health: {handle.url}/healthz; Ctrl-C stops)", err=False)
 
-    handle = run(model, frame=frame, template=template, segmenter=segmenter, data=data, predictions=files,
+    handle = run(model, frame=frame, template=template, family=family, segmenter=segmenter, data=data, predictions=files,
                  roots=root or (), host=host, port=port, limits=limits, device=device, dtype=dtype,
                  max_new_tokens=max_new_tokens, iou=iou, on_ready=ready)
     handle.wait()

@@ -81,10 +81,11 @@ def teacher_completion(template, sample: Sample, frame, size: tuple[int, int] | 
     points = None
     if sample.points is not None:
         points = map_points(sample.points, size, src=PIXELS, dst=fr).tolist()
+    digits = 3 if fr.kind == "norm1" else 0  # 0-1 coordinates keep three decimals, the others are integers
     if think is not None and t.think:
-        return f"<think>{think}</think><answer>{t.answer_json(box, points)}</answer>"
+        return f"<think>{think}</think><answer>{t.answer_json(box, points, digits=digits)}</answer>"
     ctx = [(name, map_boxes([b], size, src=PIXELS, dst=fr)[0].tolist()) for name, b in (context or [])]
-    return t.teacher(sample.query, box, points, region=_region_name(sample), context=ctx)
+    return t.teacher(sample.query, box, points, region=_region_name(sample), context=ctx, digits=digits)
 
 
 def _region_name(sample: Sample) -> str | None:

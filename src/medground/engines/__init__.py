@@ -31,6 +31,8 @@ from ..registry import Option, Registry
 ENGINES = Registry("engine", hint="--engine")
 
 _COMMON = {
+    "family": Option("Model family when config.json's model_type is not one a family covers; default: the "
+                     "one covering it (medground model families)."),
     "frame": Option("Coordinate frame override (qwen2.5-vl, norm1000, fixed:640...); default: the checkpoint's."),
     "template": Option("Prompt template; default: the checkpoint's, else r1."),
     "dtype": Option("auto, float32, bfloat16, float16.", default="auto"),

@@ -23,7 +23,7 @@ class HFEngine:
 
     def __init__(self, model: str | os.PathLike | Any, *, frame=None, template: str | None = None,
                  dtype: Any = "auto", min_pixels: int | None = None, max_pixels: int | None = None,
-                 device: str | None = "auto"):
+                 device: str | None = "auto", family: str | None = None):
         from ..models.policy import Policy, load_policy
         from ..shards import local_device
 
@@ -31,7 +31,7 @@ class HFEngine:
             self.policy = model
         else:  # in a data-parallel run, "auto" is this process's own GPU
             self.policy = load_policy(model, frame=frame, template=template, device=local_device(device),
-                                      dtype=dtype, min_pixels=min_pixels, max_pixels=max_pixels)
+                                      dtype=dtype, min_pixels=min_pixels, max_pixels=max_pixels, family=family)
 
     @property
     def processor(self):

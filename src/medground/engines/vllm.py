@@ -110,10 +110,11 @@ class VLLMEngine:
                  min_pixels: int | None = None, max_pixels: int | None = None, tensor_parallel_size: int = 1,
                  data_parallel_size: int = 1, max_model_len: int | None = None,
                  gpu_memory_utilization: float = 0.9, max_num_seqs: int = 256, enforce_eager: bool | None = None,
-                 seed: int = 0, cache_dir: str | os.PathLike | None = None):
+                 seed: int = 0, cache_dir: str | os.PathLike | None = None, family: str | None = None):
         from ..models.policy import load_policy_spec
 
-        spec = load_policy_spec(model, frame=frame, template=template, min_pixels=min_pixels, max_pixels=max_pixels)
+        spec = load_policy_spec(model, frame=frame, template=template, min_pixels=min_pixels, max_pixels=max_pixels,
+                                family=family)
         self.processor, self.frame, self.template, self.source = spec.processor, spec.frame, spec.template, spec.source
         if cache_dir is not None:
             for key, value in vllm_cache_env(cache_dir).items():

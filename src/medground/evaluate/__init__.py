@@ -54,6 +54,7 @@ def evaluate(
     iou: str = "standard",
     frame: str | None = None,
     image_size: tuple[int, int] | str | None = None,
+    family: str | None = None,
     bootstrap: int = 1000,
     seed: int = 0,
     reextract: bool = False,
@@ -75,6 +76,9 @@ def evaluate(
       ``vlm-r1`` with ``image_size = (W, H)`` — or ``"WxH"`` / ``"W"`` — of the ground truth's images,
       e.g. ``qwen2.5-vl`` answers in 644 px for 640-px images), and the fallback frame for ``medground``
       completions without a ``frame`` field.
+    * ``family``: the model family (``medground model families``) whose answers these are, in
+      place of ``frame``: completions in its native syntax (or ours) are read in its frame
+      (:func:`medground.models.families.resolve_frame`).
     * ``bootstrap``: resamples for the 95 % intervals (0 turns them off), seeded by ``seed``.
     * ``reextract``: ``vlm-r1`` logs: extract the box again from ``model_output`` instead of
       using the stored ``extracted_answer``.
@@ -92,6 +96,12 @@ def evaluate(
         READERS.entry(format)  # an unknown name fails here, with close matches
     if isinstance(image_size, str):
         image_size = parse_image_size(image_size)
+    if family:
+        from ..models.families import get_family
+
+        if frame:
+            raise MedgroundError(f"--family {family} and --frame {frame}: give one of them (a family implies its frame)")
+        frame = get_family(family).frame().name
     fmt, records, source = read_predictions(predictions, format, reextract=reextract)
     truth = READERS.get(fmt).truth
     if image_size is not None and truth != "embedded":
@@ -127,6 +137,7 @@ def evaluate(
         "predictions": str(predictions),
         "data": None if data is None else str(data),
         "frame": frame,
+        "family": family,
     }
     report.update(build_report(rows, resamples=bootstrap, seed=seed))
     report["n_extra"] = len(extra)

@@ -1,15 +1,23 @@
-"""Load a policy (a vision-language checkpoint) with its processor and coordinate frame.
+"""Load a policy (a vision-language checkpoint) with its processor, model family and
+coordinate frame.
 
-The frame is what the model's numbers mean (see :mod:`medground.geometry`):
+The family (:mod:`medground.models.families`) is recognised from ``config.json``'s
+``model_type`` (or named with ``family=`` / ``--family``); it says what the model's
+numbers mean (see :mod:`medground.geometry`):
 
 * Qwen2.5-VL answers in absolute pixels of the image *as its processor resizes it*,
   so its frame is ``Frame("qwen2.5-vl", factor, min_pixels, max_pixels)`` read from
   the processor;
-* Qwen2-VL and Qwen3-VL answer in 0–1000 relative coordinates (``norm1000``).
+* Qwen2-VL, Qwen3-VL and InternVL answer in 0–1000 relative coordinates
+  (``norm1000``), Gemma 3 / MedGemma in 0–1000 with y first (``norm1000+yx``),
+  LLaVA-OneVision in 0–1 (``norm1``); SmolVLM has no native grounding (``norm1000``,
+  taught by our templates).
 
 A ``medground.json`` in the checkpoint (written by ``medground model tiny`` and the
-trainers) may name the ``frame`` and default ``template``; an explicit ``frame=``
-argument overrides both.  The tokenizer always pads on the left (batched generation).
+trainers) may name the ``frame`` and default ``template``; an explicit ``frame=`` (then
+``family=``) argument overrides it.  A model type no family covers is refused with
+one line listing the families, unless ``family=`` or ``frame=`` says what to do.
+The tokenizer always pads on the left (batched generation).
 
 Only local directories load by default; a hub id is accepted when ``HF_HUB_OFFLINE``
 is not set (the user asked for it and is online), and a path-looking argument that does
@@ -25,16 +33,20 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MedgroundError
-from ..geometry import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame
+from ..geometry import Frame
+from .families import (
+    Family,
+    families,
+    family_of,
+    get_family,
+    processor_pixels,  # noqa: F401 - public here before the families existed
+    resolve_frame,
+    unknown_model_type,
+)
 from .source import resolve_model_source
 
-#: model_type -> frame kind, for model families whose convention is known.
-FRAME_BY_MODEL_TYPE = {
-    "qwen2_5_vl": "qwen2.5-vl",
-    "qwen2_vl": "norm1000",
-    "qwen3_vl": "norm1000",
-    "qwen3_vl_moe": "norm1000",
-}
+#: model_type -> frame spec, read from the family entries (the one place that knows them).
+FRAME_BY_MODEL_TYPE = {mt: fam.frame_spec for fam in families() for mt in fam.model_types}
 DEFAULT_TEMPLATE = "r1"
 META_FILE = "medground.json"
 
@@ -42,7 +54,8 @@ META_FILE = "medground.json"
 @dataclass
 class Policy:
     """A loaded policy: ``model`` (eval mode), ``processor`` (left padding), ``frame``,
-    default prompt ``template`` name, where it came from and its ``medground.json``."""
+    default prompt ``template`` name, where it came from, its ``medground.json`` and its
+    model ``family`` name (None when an unknown model type was given a ``frame``)."""
 
     model: Any
     processor: Any
@@ -50,6 +63,7 @@ class Policy:
     template: str = DEFAULT_TEMPLATE
     source: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    family: str | None = None
 
     @property
     def tokenizer(self):
@@ -60,43 +74,19 @@ class Policy:
         return next(self.model.parameters()).device
 
 
-def processor_pixels(processor) -> tuple[int, int, int]:
-    """``(factor, min_pixels, max_pixels)`` of a Qwen-VL processor (either the
-    ``size={"shortest_edge", "longest_edge"}`` or the older ``min_pixels`` /
-    ``max_pixels`` attributes)."""
-    ip = getattr(processor, "image_processor", processor)
-    patch = int(getattr(ip, "patch_size", 14) or 14)
-    merge = int(getattr(ip, "merge_size", 2) or 2)
-    size = getattr(ip, "size", None) or {}
-    get = size.get if hasattr(size, "get") else (lambda k, d=None: getattr(size, k, d))
-    lo = get("shortest_edge", None) or getattr(ip, "min_pixels", None) or get("min_pixels", None)
-    hi = get("longest_edge", None) or getattr(ip, "max_pixels", None) or get("max_pixels", None)
-    return patch * merge, int(lo or QWEN_MIN_PIXELS), int(hi or QWEN_MAX_PIXELS)
-
-
-def frame_for(model_type: str, processor=None, override: Frame | str | None = None) -> Frame:
-    """The coordinate frame of a model family (``override`` wins when given)."""
+def frame_for(model_type: str, processor=None, override: Frame | str | None = None,
+              family: Family | str | None = None) -> Frame:
+    """The coordinate frame of a model: ``override`` (a frame spec, or a family name)
+    when given, else the frame of ``family``, else of the family covering ``model_type``
+    (an unknown one raises :class:`MedgroundError` naming the families and the
+    ``--family`` / ``--frame`` options)."""
     if override is not None:
-        spec = override if isinstance(override, Frame) else str(override)
-        if spec == "qwen2.5-vl" and processor is not None:
-            factor, lo, hi = processor_pixels(processor)
-            return Frame("qwen2.5-vl", factor=factor, min_pixels=lo, max_pixels=hi)
         try:
-            return Frame.parse(spec)
-        except ValueError as exc:
+            return resolve_frame(override, processor)
+        except MedgroundError as exc:
             raise MedgroundError(f"bad coordinate frame {override!r}: {exc}") from None
-    kind = FRAME_BY_MODEL_TYPE.get(model_type)
-    if kind is None:
-        raise MedgroundError(
-            f"unknown coordinate frame for model type {model_type!r}; pass --frame "
-            f"(one of {', '.join(Frame.KINDS)}, e.g. 'norm1000' or 'fixed:640')"
-        )
-    if kind == "qwen2.5-vl":
-        if processor is None:
-            return Frame("qwen2.5-vl")
-        factor, lo, hi = processor_pixels(processor)
-        return Frame("qwen2.5-vl", factor=factor, min_pixels=lo, max_pixels=hi)
-    return Frame(kind)
+    fam = get_family(family) if family else family_of(model_type)
+    return fam.frame(processor)
 
 
 def _read_meta(path: Path) -> dict:
@@ -146,7 +136,7 @@ def load_processor(source: str | os.PathLike, *, min_pixels: int | None = None, 
 
     try:
         processor = AutoProcessor.from_pretrained(str(source))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ImportError) as exc:  # ImportError: e.g. SmolVLM2's needs num2words
         raise MedgroundError(f"{source}: cannot load the processor ({exc})") from None
     tok = getattr(processor, "tokenizer", None)
     if tok is None:
@@ -179,13 +169,15 @@ def load_policy(
     min_pixels: int | None = None,
     max_pixels: int | None = None,
     attn_implementation: str | None = None,
+    family: Family | str | None = None,
 ) -> Policy:
     """Load a checkpoint directory (or hub id when online) as a :class:`Policy`.
 
     A directory holding a PEFT adapter (``adapter_config.json``) loads its base model
-    and merges the adapter.  ``frame`` overrides the detected coordinate frame;
-    ``template`` the default prompt template; ``min_pixels``/``max_pixels`` the
-    processor's limits (the frame follows them).
+    and merges the adapter.  ``family`` names the model family when ``config.json``'s
+    ``model_type`` is not one a family covers (or to override it); ``frame`` overrides
+    the family's coordinate frame; ``template`` the default prompt template;
+    ``min_pixels``/``max_pixels`` the processor's limits (the frame follows them).
     """
     from transformers import AutoConfig, AutoModelForImageTextToText
 
@@ -207,26 +199,26 @@ def load_policy(
                 raise MedgroundError(f"{path}/adapter_config.json: no base_model_name_or_path")
             base_source, _ = _resolve_source(base_id)
             config = AutoConfig.from_pretrained(base_source)
+            fam = _family(config.model_type, family, frame if frame is not None else meta.get("frame"))
             net = AutoModelForImageTextToText.from_pretrained(base_source, **kwargs)
             net = PeftModel.from_pretrained(net, source).merge_and_unload()
             proc_source = source if (path / "preprocessor_config.json").exists() or \
                 (path / "processor_config.json").exists() else base_source
         else:
             config = AutoConfig.from_pretrained(source)
+            fam = _family(config.model_type, family, frame if frame is not None else meta.get("frame"))
             net = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
             proc_source = source
     except MedgroundError:
         raise
     except (OSError, ValueError, KeyError) as exc:
         raise MedgroundError(f"{source}: cannot load the model ({type(exc).__name__}: {exc})") from None
+    _check_pixel_limits(fam, source, min_pixels, max_pixels)
     processor = load_processor(proc_source, min_pixels=min_pixels, max_pixels=max_pixels)
     net.to(dev).eval()
-    fr = frame_for(config.model_type, processor, override=frame if frame is not None else meta.get("frame"))
-    name = template or meta.get("template") or DEFAULT_TEMPLATE
-    from ..templates import get_template
-
-    get_template(name)  # unknown names fail here, clearly
-    return Policy(model=net, processor=processor, frame=fr, template=name, source=source, meta=meta)
+    fr, name = _frame_and_template(config.model_type, processor, meta, frame, family, fam, template)
+    return Policy(model=net, processor=processor, frame=fr, template=name, source=source, meta=meta,
+                  family=fam.name if fam is not None else None)
 
 
 def load_policy_spec(
@@ -236,11 +228,12 @@ def load_policy_spec(
     template: str | None = None,
     min_pixels: int | None = None,
     max_pixels: int | None = None,
+    family: Family | str | None = None,
 ) -> Policy:
-    """A :class:`Policy` without its weights (``model=None``): the processor, coordinate
-    frame and template :func:`load_policy` would give, for engines that load the weights
-    themselves (vLLM).  A LoRA adapter directory is refused: such an engine needs a full
-    checkpoint (``load_policy`` merges one; ``save_pretrained`` it)."""
+    """A :class:`Policy` without its weights (``model=None``): the processor, family,
+    coordinate frame and template :func:`load_policy` would give, for engines that load
+    the weights themselves (vLLM).  A LoRA adapter directory is refused: such an engine
+    needs a full checkpoint (``load_policy`` merges one; ``save_pretrained`` it)."""
     from transformers import AutoConfig
 
     given = Path(os.fspath(model)).expanduser()
@@ -254,10 +247,44 @@ def load_policy_spec(
         config = AutoConfig.from_pretrained(source)
     except (OSError, ValueError, KeyError) as exc:
         raise MedgroundError(f"{source}: cannot load the model config ({type(exc).__name__}: {exc})") from None
+    fam = _family(config.model_type, family, frame if frame is not None else meta.get("frame"))
+    _check_pixel_limits(fam, source, min_pixels, max_pixels)
     processor = load_processor(source, min_pixels=min_pixels, max_pixels=max_pixels)
-    fr = frame_for(config.model_type, processor, override=frame if frame is not None else meta.get("frame"))
-    name = template or meta.get("template") or DEFAULT_TEMPLATE
-    from ..templates import get_template
+    fr, name = _frame_and_template(config.model_type, processor, meta, frame, family, fam, template)
+    return Policy(model=None, processor=processor, frame=fr, template=name, source=source, meta=meta,
+                  family=fam.name if fam is not None else None)
 
-    get_template(name)
-    return Policy(model=None, processor=processor, frame=fr, template=name, source=source, meta=meta)
+
+def _check_pixel_limits(fam: Family | None, source: str, min_pixels, max_pixels) -> None:
+    """min_pixels / max_pixels only for the families whose processors take them."""
+    if (min_pixels or max_pixels) and fam is not None and not fam.pixel_limits:
+        limited = ", ".join(f.name for f in families() if f.pixel_limits)
+        raise MedgroundError(f"{source}: min_pixels / max_pixels apply to the processors of {limited}, not to "
+                             f"{fam.name}'s (its input size is fixed by its image processor)")
+
+
+def _frame_and_template(model_type: str, processor, meta: dict, frame, family, fam: Family | None,
+                        template: str | None) -> tuple[Frame, str]:
+    """The frame (``frame=``, else the checkpoint's ``medground.json`` unless ``family=`` is
+    given, else the family's) and the template (checked: an unknown name fails here)."""
+    from .families import resolve_template
+
+    if frame is not None or (family is None and meta.get("frame")):
+        fr = frame_for(model_type, processor, override=frame if frame is not None else meta["frame"])
+    else:
+        fr = fam.frame(processor)
+    name = template or meta.get("template") or DEFAULT_TEMPLATE
+    resolve_template(name)
+    return fr, name
+
+
+def _family(model_type: str, family: Family | str | None, frame) -> Family | None:
+    """The policy's family: the one named, else the one covering ``model_type``; None for an
+    unknown model type only when a frame says what its numbers mean (else the one-line
+    error listing the families and the --family / --frame options)."""
+    if family:
+        return get_family(family)
+    found = family_of(model_type, required=False)
+    if found is None and frame is None:
+        raise MedgroundError(unknown_model_type(model_type))
+    return found

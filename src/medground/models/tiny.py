@@ -1,21 +1,27 @@
-"""A tiny Qwen2.5-VL built from config, for tests and the CPU demo (nothing downloaded).
+"""Tiny models built from config, for tests and the CPU demo (nothing downloaded).
 
-:func:`build_tiny_model` writes an ordinary checkpoint directory that
-``Qwen2_5_VLForConditionalGeneration.from_pretrained`` and
+:func:`build_tiny_model` writes an ordinary checkpoint directory of one model family
+(:mod:`medground.models.families`; default ``qwen2.5-vl``) that the family's
+``*ForConditionalGeneration.from_pretrained`` (and ``AutoModelForImageTextToText``) and
 ``AutoProcessor.from_pretrained`` load:
 
 * a byte-level BPE tokenizer trained with ``tokenizers`` on the prompt templates
-  rendered on every phantom query (plus teacher answers), digits split one per token
+  rendered on every phantom query (plus teacher answers; for families other than
+  Qwen2.5-VL also their native template and frame), digits split one per token
   (coordinates), ``<think>``/``</think>``/``<answer>``/``</answer>`` as single
-  (non-special) tokens, Qwen2.5-VL's special tokens and a Qwen-style chat template;
-* a ``Qwen2VLImageProcessor`` with ``min_pixels``/``max_pixels`` small enough that a
-  224-px image gives 64 image tokens (patch 14, merge 2: factor 28 as in the real
-  model);
-* a Qwen2.5-VL with a 2-layer text model and a 2-block vision tower, randomly
+  (non-special) tokens, the family's special tokens and chat template;
+* the family's processor with small images: Qwen-VL families get ``min_pixels`` /
+  ``max_pixels`` (a 224-px image gives 64 image tokens with patch 14, merge 2: factor
+  28 as in the real model); families with a fixed input size use a square of
+  ``max_pixels`` pixels rounded down to their patch grid;
+* the family's model with a 2-layer text model and a 2-block vision tower, randomly
   initialised from ``seed`` (same seed, same bytes);
 * ``medground.json``: the default template and coordinate frame for ``predict``.
 
 The tokenizer is left-padding (batched generation).
+
+>>> sorted(TINY_FAMILIES)[:3]
+['gemma3', 'internvl', 'llava-onevision']
 """
 
 from __future__ import annotations
@@ -29,32 +35,19 @@ from pathlib import Path
 
 from ..config import ConfigError, check_range
 from ..errors import MedgroundError
+from .families import QWEN_SPECIAL_TOKENS, QWEN_VL_CHAT_TEMPLATE, TAG_TOKENS, families, get_family
 
 #: Qwen2.5-VL's special tokens (same strings as the released checkpoints).
-SPECIAL_TOKENS = [
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
-    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
-]
-#: Tags the grounding templates use; single tokens, kept when decoding.
-TAG_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
-
+SPECIAL_TOKENS = list(QWEN_SPECIAL_TOKENS)
 #: Qwen-style chat template: string or list content, images as vision tokens.
-CHAT_TEMPLATE = (
-    "{%- for message in messages -%}"
-    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
-    "{%- if message['content'] is string -%}{{- message['content'] -}}"
-    "{%- else -%}{%- for item in message['content'] -%}"
-    "{%- if item['type'] == 'image' or 'image' in item or 'image_url' in item -%}"
-    "{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
-    "{%- elif item['type'] == 'video' or 'video' in item -%}"
-    "{{- '<|vision_start|><|video_pad|><|vision_end|>' -}}"
-    "{%- elif 'text' in item -%}{{- item['text'] -}}"
-    "{%- endif -%}{%- endfor -%}{%- endif -%}"
-    "{{- '<|im_end|>\\n' -}}"
-    "{%- endfor -%}"
-    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
-)
+CHAT_TEMPLATE = QWEN_VL_CHAT_TEMPLATE
+#: The family a tiny model is by default (the demo's and the tests').
+DEFAULT_FAMILY = "qwen2.5-vl"
+#: Families with a tiny-model builder.
+TINY_FAMILIES = tuple(f.name for f in families() if f.tiny is not None)
+#: Templates the tokenizer corpus renders (a fixed list: a new template must not change the
+#: bytes of an existing tiny model).
+CORPUS_TEMPLATES = ("chain_of_box", "medreasoner", "medreasoner_nothink", "r1")
 
 
 @dataclass
@@ -74,11 +67,13 @@ class TinyConfig:
     vocab_size: int = field(default=1024, metadata={
         "help": "BPE vocabulary target; the embedding is rounded up to a multiple of 64."})
     min_pixels: int = field(default=56 * 56, metadata={"help": "Image processor min_pixels."})
-    max_pixels: int = field(default=224 * 224, metadata={"help": "Image processor max_pixels."})
+    max_pixels: int = field(default=224 * 224, metadata={
+        "help": "Image processor max_pixels (families with a fixed input size: a square of this many pixels, "
+                "rounded down to their patch grid)."})
     template: str = field(default="r1", metadata={"help": "Default prompt template stored in medground.json."})
 
     def __post_init__(self):
-        from ..templates import get_template
+        from .families import resolve_template
 
         if self.intermediate_size is None:
             self.intermediate_size = 2 * self.hidden_size
@@ -100,23 +95,26 @@ class TinyConfig:
             raise ConfigError(("min_pixels", "max_pixels"), f"min_pixels ({self.min_pixels}) exceeds max_pixels "
                                                             f"({self.max_pixels})")
         try:
-            get_template(self.template)
+            resolve_template(self.template)
         except MedgroundError as exc:
             raise ConfigError("template", str(exc)) from None
 
 
-def tokenizer_corpus() -> list[str]:
-    """Texts the tokenizer is trained on: every template rendered on every phantom
-    query in the frames a tiny model may use, teacher answers, digits and JSON."""
+def tokenizer_corpus(family=None) -> list[str]:
+    """Texts the tokenizer is trained on: every template of :data:`CORPUS_TEMPLATES`
+    rendered on every phantom query in the frames a tiny model may use, teacher answers,
+    digits and JSON; for a family other than Qwen2.5-VL also its native template (prompt
+    and answers) and our templates in its frame."""
     from ..data.phantom import query_bank
     from ..geometry import Frame
-    from ..templates import TEMPLATES
+    from ..templates import get_template
 
     texts = []
     frames = [Frame("qwen2.5-vl", min_pixels=56 * 56, max_pixels=224 * 224), Frame("norm1000"), Frame("pixels")]
     sizes = [(224, 224), (256, 256), (512, 512)]
     queries = query_bank()
-    for t in TEMPLATES.values():
+    templates = [get_template(name) for name in CORPUS_TEMPLATES]
+    for t in templates:
         if t.system:
             texts.append(t.system)
         for i, q in enumerate(queries):
@@ -128,14 +126,39 @@ def tokenizer_corpus() -> list[str]:
             texts.append(t.teacher(q, box, pts, context=[("heart", [80, 110, 160, 170])]))
     texts.append(" ".join(str(d) for d in range(10)) + " , . : ; [ ] { } \" ' ( ) - + _")
     texts.append(json.dumps({"bbox_2d": [0, 1, 2, 3], "bbox": [4, 5, 6, 7], "points_1": [8, 9], "points_2": [0, 0]}))
+    fam = get_family(family or DEFAULT_FAMILY)
+    if fam.name != DEFAULT_FAMILY:
+        texts.extend(_family_corpus(fam, queries, templates))
     return texts
 
 
-def build_tokenizer(corpus: list[str] | None = None, vocab_size: int = 1024):
-    """A left-padding ``PreTrainedTokenizerFast`` (byte-level BPE, one token per digit)."""
+def _family_corpus(fam, queries, templates) -> list[str]:
+    """The family's native prompts and answers, and our templates stating its frame."""
+    from .families import resolve_template
+
+    frame = fam.frame()
+    native = resolve_template(fam.native_template) if fam.native_template else None
+    texts = []
+    for i, q in enumerate(queries):
+        w, h = (200 + 8 * (i % 7), 160 + 8 * (i % 5))
+        box = [(7 * i) % 500, (13 * i) % 500, (7 * i) % 500 + 240, (13 * i) % 500 + 310]
+        if frame.kind == "norm1":
+            box = [round(v / 1000, 3) for v in box]
+        if native is not None:
+            texts += [native.render(q, frame, w, h), native.teacher(q, box)]
+        t = templates[i % len(templates)]
+        texts.append(t.render(q, frame, w, h))
+    return texts
+
+
+def build_tokenizer(corpus: list[str] | None = None, vocab_size: int = 1024, tokens=None):
+    """A left-padding ``PreTrainedTokenizerFast`` (byte-level BPE, one token per digit)
+    with the special tokens, end / pad tokens, attributes and chat template of
+    ``tokens`` (a :class:`medground.models.families.Tokens`; default Qwen2.5-VL's)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    spec = tokens or get_family(DEFAULT_FAMILY).tokens
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),
@@ -143,98 +166,76 @@ def build_tokenizer(corpus: list[str] | None = None, vocab_size: int = 1024):
     ])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL_TOKENS, show_progress=False,
+        vocab_size=vocab_size, min_frequency=2, special_tokens=list(spec.special), show_progress=False,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(corpus if corpus is not None else tokenizer_corpus(), trainer=trainer)
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in TAG_TOKENS])
+    extra = {"bos_token": spec.bos} if spec.bos and spec.bos != spec.pad else {}
+    if spec.attributes:
+        extra["extra_special_tokens"] = dict(spec.attributes)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token=None,
-        padding_side="left", model_max_length=4096, clean_up_tokenization_spaces=False,
+        tokenizer_object=tok, eos_token=spec.eos, pad_token=spec.pad, unk_token=None,
+        padding_side="left", model_max_length=4096, clean_up_tokenization_spaces=False, **extra,
     )
-    fast.chat_template = CHAT_TEMPLATE
+    fast.chat_template = spec.chat_template
     return fast
 
 
 def build_processor(tokenizer, min_pixels: int = 56 * 56, max_pixels: int = 224 * 224):
     """A ``Qwen2_5_VLProcessor`` around ``tokenizer`` with small image sizes."""
-    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+    from .families.qwen2_5_vl import build_processor as qwen_processor
 
-    if min_pixels > max_pixels:
-        raise MedgroundError(f"min_pixels ({min_pixels}) must not exceed max_pixels ({max_pixels})")
-    image_processor = Qwen2VLImageProcessor(min_pixels=min_pixels, max_pixels=max_pixels,
-                                            patch_size=14, merge_size=2, temporal_patch_size=2)
-    video_processor = Qwen2VLVideoProcessor(min_pixels=min_pixels, max_pixels=max_pixels,
-                                            patch_size=14, merge_size=2, temporal_patch_size=2)
-    return Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer,
-                               video_processor=video_processor, chat_template=CHAT_TEMPLATE)
+    return qwen_processor(tokenizer, min_pixels, max_pixels)
 
 
 def tiny_model_config(tokenizer, cfg: TinyConfig):
     """The ``Qwen2_5_VLConfig`` of the tiny model, token ids taken from ``tokenizer``."""
-    from transformers import Qwen2_5_VLConfig
+    from .families.qwen2_5_vl import build_tiny
 
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    head_dim = cfg.hidden_size // cfg.num_attention_heads  # a multiple of 8 (TinyConfig checks it)
-    half = head_dim // 2  # mrope sections (temporal, height, width) split the rotary half
-    mrope = [half - 2 * (3 * half // 8), 3 * half // 8, 3 * half // 8]
-    vocab = -(-len(tokenizer) // 64) * 64
-    text = dict(
-        vocab_size=vocab, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
-        num_key_value_heads=cfg.num_key_value_heads, max_position_embeddings=4096, rms_norm_eps=1e-6,
-        rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": mrope},
-        bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
-        tie_word_embeddings=True,
-    )
-    vision = dict(
-        depth=cfg.vision_depth, hidden_size=cfg.vision_hidden_size, intermediate_size=cfg.vision_intermediate_size,
-        num_heads=cfg.vision_heads, out_hidden_size=cfg.hidden_size, patch_size=14, spatial_merge_size=2,
-        temporal_patch_size=2, window_size=112, fullatt_block_indexes=[cfg.vision_depth - 1],
-    )
-    return Qwen2_5_VLConfig(
-        text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=True,
-    )
+    return build_tiny(tokenizer, cfg)[1]
 
 
 def _is_tiny_checkpoint(path: Path) -> bool:
     try:
-        return json.loads((path / "medground.json").read_text()).get("kind") == "tiny-qwen2.5-vl"
+        return str(json.loads((path / "medground.json").read_text()).get("kind", "")).startswith("tiny-")
     except (OSError, ValueError):
         return False
 
 
 def build_tiny_model(out: str | os.PathLike, seed: int = 0, config: TinyConfig | None = None,
-                     overwrite: bool = False) -> Path:
-    """Build and save the tiny model + processor in ``out``; returns the path.
+                     overwrite: bool = False, family: str = DEFAULT_FAMILY) -> Path:
+    """Build and save a tiny model + processor of ``family`` in ``out``; returns the path.
 
     The directory is written to a temporary sibling and renamed into place, so a
     half-written checkpoint never appears under ``out``.  An existing tiny checkpoint
     at ``out`` is replaced; any other non-empty folder only with ``overwrite=True``.
     """
     import torch
-    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import GenerationConfig
 
+    fam = get_family(family)
+    if fam.tiny is None:
+        raise MedgroundError(f"family {fam.name} has no tiny-model builder; choose one of {', '.join(TINY_FAMILIES)}")
     cfg = config or TinyConfig()
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise MedgroundError(f"{out}: exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not overwrite and not _is_tiny_checkpoint(out):
         raise MedgroundError(f"{out}: exists, is not empty and is not a tiny checkpoint (use --overwrite to replace it)")
-    tokenizer = build_tokenizer(vocab_size=cfg.vocab_size)
-    processor = build_processor(tokenizer, cfg.min_pixels, cfg.max_pixels)
-    model_config = tiny_model_config(tokenizer, cfg)
+    corpus = tokenizer_corpus(fam.name)
+    tokenizer = build_tokenizer(corpus, vocab_size=cfg.vocab_size, tokens=fam.tokens)
+    processor, model_config, model_cls = fam.tiny(tokenizer, cfg)
     devices = []
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
-        model = Qwen2_5_VLForConditionalGeneration(model_config)
+        model = model_cls(model_config)
     model.eval()
-    eos = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]
+    ids = tokenizer.convert_tokens_to_ids
+    spec = fam.tokens
     model.generation_config = GenerationConfig(
-        do_sample=False, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"), max_new_tokens=64,
+        do_sample=False, eos_token_id=[ids(spec.eos), *(ids(t) for t in spec.stop)], pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=ids(spec.bos or spec.pad), max_new_tokens=64,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp"))
@@ -242,7 +243,7 @@ def build_tiny_model(out: str | os.PathLike, seed: int = 0, config: TinyConfig |
     try:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        meta = {"kind": "tiny-qwen2.5-vl", "seed": seed, "template": cfg.template, "frame": "qwen2.5-vl",
+        meta = {"kind": f"tiny-{fam.name}", "seed": seed, "template": cfg.template, "frame": fam.frame(processor).name,
                 "tiny_config": asdict(cfg)}
         (tmp / "medground.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
         if out.exists():

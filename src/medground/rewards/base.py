@@ -18,8 +18,8 @@ them) together with ``trainer_state``, ``log_metric(name, value)`` and
   ``"<reward name>/<component>"`` when TRL passes it.
 
 Coordinates: a policy answers in its *frame* (``Frame.parse`` spec, e.g.
-``"qwen2.5-vl"``).  :meth:`Batch.to_original` maps its boxes to the canonical
-original-pixel frame of the ground truth through :mod:`medground.geometry`, using the
+``"qwen2.5-vl"``), or names its model *family* (``family="gemma3"``: the family's frame).
+:meth:`Batch.to_original` maps its boxes to the canonical original-pixel frame of the ground truth through :mod:`medground.geometry`, using the
 size of the forwarded ``image`` (what the policy saw) and the ``width`` / ``height``
 columns (the original size, when the stored image was resized).
 
@@ -57,6 +57,8 @@ FRAME_OPTIONS = {
                     changes_result=False),
     "min_pixels": Option("Qwen2.5-VL min_pixels for frame=qwen2.5-vl; None means 3136", changes_result=False),
     "max_pixels": Option("Qwen2.5-VL max_pixels for frame=qwen2.5-vl; None means 12845056", changes_result=False),
+    "family": Option("model family the policy belongs to (medground model families): its frame, in place of "
+                     "frame=; None: use frame", changes_result=False),
 }
 #: The reward-hack guards of :class:`Guards` (options of :class:`GuardedReward`).
 GUARD_OPTIONS = {
@@ -68,8 +70,20 @@ GUARD_OPTIONS = {
 }
 
 
-def make_frame(frame="pixels", min_pixels: int | None = None, max_pixels: int | None = None) -> Frame:
-    """A :class:`~medground.geometry.Frame` from a spec and Qwen2.5-VL's pixel limits."""
+def make_frame(frame="pixels", min_pixels: int | None = None, max_pixels: int | None = None,
+               family: str | None = None) -> Frame:
+    """A :class:`~medground.geometry.Frame` from a spec and Qwen2.5-VL's pixel limits, or
+    from a model ``family`` (its frame; a ``frame`` other than the default as well is an
+    error: the two would disagree)."""
+    if family is not None:
+        from ..models.families import get_family
+
+        if not (frame is None or (isinstance(frame, str) and frame.strip().lower() == "pixels")):
+            raise MedgroundError(f"reward options family={family!r} and frame={frame!r}: give one of them")
+        try:
+            return get_family(family).frame(min_pixels=min_pixels, max_pixels=max_pixels)
+        except MedgroundError as exc:
+            raise MedgroundError(f"reward option family={family!r}: {exc}") from None
     if isinstance(frame, Frame):
         return frame
     options = {}
@@ -227,15 +241,17 @@ class Reward(ABC):
     A subclass sets ``__name__`` (the name TRL logs it under; :func:`medground.rewards.get`
     appends the options that change the value) and implements :meth:`score`.  The
     constructor takes the coordinate frame the policy answers in (``frame``, with
-    ``min_pixels`` / ``max_pixels`` for ``qwen2.5-vl``; see :data:`FRAME_OPTIONS`).
+    ``min_pixels`` / ``max_pixels`` for ``qwen2.5-vl``, or the policy's ``family``; see
+    :data:`FRAME_OPTIONS`).
     Rewards are classes rather than closures so that they pickle, as multiprocess data
     loading and ``accelerate`` need (TRL's ``trl/rewards`` do the same).
     """
 
     __name__ = "reward"
 
-    def __init__(self, frame: Frame | str = "pixels", min_pixels: int | None = None, max_pixels: int | None = None):
-        self.frame = make_frame(frame, min_pixels, max_pixels)
+    def __init__(self, frame: Frame | str = "pixels", min_pixels: int | None = None, max_pixels: int | None = None,
+                 family: str | None = None):
+        self.frame = make_frame(frame, min_pixels, max_pixels, family)
         self._warned = False
 
     @abstractmethod

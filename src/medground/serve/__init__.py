@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 
-def serve(model=None, *, frame=None, template=None, segmenter=None, data=None, predictions=(), roots=(),
+def serve(model=None, *, frame=None, template=None, family=None, segmenter=None, data=None, predictions=(), roots=(),
           host: str = "127.0.0.1", port: int = 7860, limits: Limits | None = None, device: str | None = None,
           dtype="auto", max_new_tokens: int = 128, iou: str = "standard", bootstrap: int = 1000,
           on_ready=None):
@@ -65,7 +65,7 @@ def serve(model=None, *, frame=None, template=None, segmenter=None, data=None, p
         from ..models.policy import load_policy
         from ..models.segmenters import get_segmenter
 
-        policy = load_policy(model, frame=frame, template=template, device=device, dtype=dtype)
+        policy = load_policy(model, frame=frame, template=template, device=device, dtype=dtype, family=family)
         seg = get_segmenter(segmenter) if segmenter else None
         grounder = Grounder(policy, seg, limits=limits, max_new_tokens=max_new_tokens)
     factory = first = None

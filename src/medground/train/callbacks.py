@@ -28,7 +28,7 @@ def greedy_generate(model, processor, images, texts, *, max_new_tokens: int, syn
     """Greedy completions for chat-formatted ``texts`` (one image each), left-padded."""
     import torch
 
-    inputs = processor(text=texts, images=images, padding=True, return_tensors="pt")
+    inputs = processor(text=texts, images=[[im] for im in images], padding=True, return_tensors="pt")  # per prompt
     device = next(model.parameters()).device
     inputs = inputs.to(device)
     tok = processor.tokenizer

@@ -20,7 +20,7 @@ def load_training_policy(cfg):
     policy = load_policy(
         cfg.model.path, frame=cfg.model.frame or None, template=cfg.data.template, device="cpu",
         dtype=cfg.model.dtype, min_pixels=cfg.model.min_pixels, max_pixels=cfg.model.max_pixels,
-        attn_implementation=cfg.model.attn_implementation,
+        attn_implementation=cfg.model.attn_implementation, family=cfg.model.family or None,
     )
     model = policy.model
     model.train()
@@ -137,7 +137,7 @@ def save_final(trainer, processor, frame, template: str, cfg, out: Path | None =
         out.mkdir(parents=True, exist_ok=True)
         model.save_pretrained(out)
         processor.save_pretrained(out)
-        meta = {"frame": frame.kind, "template": template, "trained_with": "medground", "base": cfg.model.path}
+        meta = {"frame": frame.name, "template": template, "trained_with": "medground", "base": cfg.model.path}
         (out / "medground.json").write_text(json.dumps(meta, indent=1) + "\n")
     return out
 

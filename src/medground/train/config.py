@@ -58,9 +58,13 @@ class ModelConfig:
     """The policy: a local checkpoint folder (or a hub id when online) and its answer frame."""
 
     path: str = field(default="", metadata={"help": "Checkpoint folder of the policy (or a hub id when online)."})
-    frame: str = field(default="qwen2.5-vl", metadata={
+    frame: str = field(default="", metadata={
         "help": "Coordinate frame the policy answers in: qwen2.5-vl (pixels of the resized image), norm1000, "
-                "norm1, pixels or fixed:WxH; empty: the checkpoint's (medground.json)."})
+                "norm1, pixels or fixed:WxH (+yx: y first, +square: padded square); empty: the checkpoint's "
+                "(medground.json), else its model family's."})
+    family: str = field(default="", metadata={
+        "help": "Model family (medground model families) for a checkpoint whose model_type no family covers; "
+                "empty: recognised from config.json."})
     min_pixels: int | None = field(default=None, metadata={
         "help": "Image processor min_pixels (default: the checkpoint's)."})
     max_pixels: int | None = field(default=None, metadata={
@@ -83,6 +87,13 @@ class ModelConfig:
                 Frame.parse(self.frame)
             except (MedgroundError, ValueError) as exc:
                 raise ConfigError("frame", f"not a coordinate frame: {exc}") from None
+        if self.family:
+            from ..models.families import get_family
+
+            try:
+                get_family(self.family)
+            except MedgroundError as exc:
+                raise ConfigError("family", str(exc)) from None
 
 
 @dataclass
@@ -93,7 +104,8 @@ class DataConfig:
     val: str | None = field(default=None, metadata={
         "help": "Validation split for the grounding evaluation during training (see eval)."})
     template: str = field(default="r1", metadata={
-        "help": "Prompt template: r1, chain_of_box, medreasoner, medreasoner_nothink."})
+        "help": "Prompt template: r1, chain_of_box, medreasoner, medreasoner_nothink, or a model family's "
+                "native one (qwen3-vl-native, gemma3-native, ...)."})
     max_train_samples: int | None = field(default=None, metadata={
         "help": "Use only the first N training samples (default: all)."})
     skip_invalid: bool = field(default=False, metadata={
@@ -101,10 +113,10 @@ class DataConfig:
                 "(default: stop and list them)."})
 
     def __post_init__(self):
-        from ..templates import get_template
+        from ..models.families import resolve_template
 
         try:
-            get_template(self.template)
+            resolve_template(self.template)
         except MedgroundError as exc:
             raise ConfigError("template", str(exc)) from None
         check_range(self, "max_train_samples", low=1)

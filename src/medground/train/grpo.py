@@ -3,7 +3,7 @@
 Each :class:`~medground.train.config.RewardTerm` becomes
 ``medground.rewards.get(name, **options)``; its weight goes to TRL's
 ``reward_weights``.  Rewards that take a coordinate ``frame`` receive the policy's
-frame unless the spec sets one, so boxes answered in the resized Qwen2.5-VL frame are
+frame unless the spec sets one (a ``frame`` or a ``family``), so boxes answered in the resized Qwen2.5-VL frame are
 compared with the truth in original pixels.  Every TRL knob of
 :class:`~medground.train.config.GRPOOptions` is passed through unchanged (vLLM in
 colocate or server mode included).
@@ -45,7 +45,7 @@ def build_rewards(terms: list[RewardTerm], frame: Frame) -> tuple[list, list[flo
     for s in terms:
         options = dict(s.options)
         accepted = rewards.spec(s.name).options
-        if "frame" in accepted and "frame" not in options:
+        if "frame" in accepted and "frame" not in options and "family" not in options:
             options["frame"] = frame.name
             if frame.kind == "qwen2.5-vl":
                 if "min_pixels" in accepted:
@@ -83,10 +83,10 @@ def build_grpo_trainer(cfg: GRPORunConfig):
     from trl import GRPOConfig
 
     from ..data.trl_dataset import grpo_dataset
-    from ..templates import get_template
+    from ..models.families import resolve_template
 
     train_samples, val_samples = check_before_loading(cfg)
-    template = get_template(cfg.data.template)
+    template = resolve_template(cfg.data.template)
     say("rewards: " + ", ".join(f"{r.name} x{r.weight:g}" for r in cfg.rewards))
     args = make_trl_config(GRPOConfig, cfg.train, **grpo_trl_options(cfg, [float(r.weight) for r in cfg.rewards]))
     model, processor, frame = load_training_policy(cfg)

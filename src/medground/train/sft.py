@@ -37,10 +37,10 @@ def build_sft_trainer(cfg: SFTRunConfig):
     from trl import SFTConfig
 
     from ..data.trl_dataset import sft_dataset
-    from ..templates import get_template
+    from ..models.families import resolve_template
 
     train_samples, val_samples = check_before_loading(cfg)
-    template = get_template(cfg.data.template)
+    template = resolve_template(cfg.data.template)
     args = make_trl_config(
         SFTConfig, cfg.train, max_length=cfg.sft.max_length, completion_only_loss=cfg.sft.completion_only_loss,
     )
