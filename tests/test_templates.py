@@ -58,7 +58,7 @@ def test_unknown_template_gets_a_close_match():
 def test_templates_is_a_read_only_view_of_the_registry():
     from medground.templates import REGISTRY
 
-    assert list(TEMPLATES) == REGISTRY.names() == ["chain_of_box", "medreasoner", "medreasoner_nothink", "r1"]
+    assert list(TEMPLATES) == REGISTRY.names() == ["chain_of_box", "medreasoner", "medreasoner_nothink", "r1", "r1_open"]
     assert all(TEMPLATES[name] is get_template(name) and TEMPLATES[name].name == name for name in TEMPLATES)
     assert REGISTRY.entry("medreasoner").description == TEMPLATES["medreasoner"].description
     assert "r1" in TEMPLATES and "nope" not in TEMPLATES and TEMPLATES.get("nope") is None
@@ -89,6 +89,6 @@ except Exception as exc:
     print(exc)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300).stdout
-    assert "['chain_of_box', 'medreasoner', 'medreasoner_nothink', 'r1', 'short']" in out
+    assert "['chain_of_box', 'medreasoner', 'medreasoner_nothink', 'r1', 'r1_open', 'short']" in out
     assert "describes: left effusion. Give coordinates as" in out and "Answer with the box only." in out
     assert "unknown template 'shrt'; did you mean short?" in out

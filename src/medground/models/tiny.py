@@ -76,6 +76,9 @@ class TinyConfig:
     min_pixels: int = field(default=56 * 56, metadata={"help": "Image processor min_pixels."})
     max_pixels: int = field(default=224 * 224, metadata={"help": "Image processor max_pixels."})
     template: str = field(default="r1", metadata={"help": "Default prompt template stored in medground.json."})
+    open_set: bool = field(default=False, metadata={
+        "help": "Also train the tokenizer on the open-set queries and answers (negatives, multi-target phrases, "
+                "the r1_open template); false keeps the tokenizer of the closed-set phantom."})
 
     def __post_init__(self):
         from ..templates import get_template
@@ -105,18 +108,26 @@ class TinyConfig:
             raise ConfigError("template", str(exc)) from None
 
 
-def tokenizer_corpus() -> list[str]:
+#: The templates the closed-set tokenizer learns (a fixed list: a template added later leaves it as it is).
+CORPUS_TEMPLATES = ("chain_of_box", "medreasoner", "medreasoner_nothink", "r1")
+#: Added for ``open_set``.
+OPEN_SET_TEMPLATES = ("r1_open",)
+
+
+def tokenizer_corpus(open_set: bool = False) -> list[str]:
     """Texts the tokenizer is trained on: every template rendered on every phantom
-    query in the frames a tiny model may use, teacher answers, digits and JSON."""
-    from ..data.phantom import query_bank
+    query in the frames a tiny model may use, teacher answers, digits and JSON.
+    ``open_set`` adds the multi-target queries, the ``r1_open`` template and teacher
+    answers for zero and two targets."""
+    from ..data.phantom import open_query_bank, query_bank
     from ..geometry import Frame
-    from ..templates import TEMPLATES
+    from ..templates import get_template
 
     texts = []
     frames = [Frame("qwen2.5-vl", min_pixels=56 * 56, max_pixels=224 * 224), Frame("norm1000"), Frame("pixels")]
     sizes = [(224, 224), (256, 256), (512, 512)]
     queries = query_bank()
-    for t in TEMPLATES.values():
+    for t in map(get_template, CORPUS_TEMPLATES):
         if t.system:
             texts.append(t.system)
         for i, q in enumerate(queries):
@@ -128,6 +139,23 @@ def tokenizer_corpus() -> list[str]:
             texts.append(t.teacher(q, box, pts, context=[("heart", [80, 110, 160, 170])]))
     texts.append(" ".join(str(d) for d in range(10)) + " , . : ; [ ] { } \" ' ( ) - + _")
     texts.append(json.dumps({"bbox_2d": [0, 1, 2, 3], "bbox": [4, 5, 6, 7], "points_1": [8, 9], "points_2": [0, 0]}))
+    if open_set:
+        texts += _open_set_corpus(frames, sizes, queries + open_query_bank())
+    return texts
+
+
+def _open_set_corpus(frames, sizes, queries: list[str]) -> list[str]:
+    """Prompts and teacher answers (none, one and two targets) of every template on ``queries``."""
+    from ..templates import get_template
+
+    texts = []
+    for t in map(get_template, CORPUS_TEMPLATES + OPEN_SET_TEMPLATES):
+        for i, q in enumerate(queries):
+            w, h = sizes[i % len(sizes)]
+            texts.append(t.render(q, frames[i % len(frames)], w, h))
+            box = [(7 * i) % 200, (13 * i) % 200, (7 * i) % 200 + 24, (13 * i) % 200 + 31]
+            other = [(11 * i) % 200, (5 * i) % 200, (11 * i) % 200 + 30, (5 * i) % 200 + 22]
+            texts += [t.teacher(q, targets) for targets in ([], [box], [box, other])]
     return texts
 
 
@@ -223,7 +251,7 @@ def build_tiny_model(out: str | os.PathLike, seed: int = 0, config: TinyConfig |
         raise MedgroundError(f"{out}: exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not overwrite and not _is_tiny_checkpoint(out):
         raise MedgroundError(f"{out}: exists, is not empty and is not a tiny checkpoint (use --overwrite to replace it)")
-    tokenizer = build_tokenizer(vocab_size=cfg.vocab_size)
+    tokenizer = build_tokenizer(tokenizer_corpus(cfg.open_set), vocab_size=cfg.vocab_size)
     processor = build_processor(tokenizer, cfg.min_pixels, cfg.max_pixels)
     model_config = tiny_model_config(tokenizer, cfg)
     devices = []
