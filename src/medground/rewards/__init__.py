@@ -17,7 +17,7 @@ reward module, so all names are registered.
 
 from __future__ import annotations
 
-from . import grounding, mask_dice, medground_r1, medreasoner, semantic  # noqa: F401  (registration)
+from . import grounding, mask_dice, medground_r1, medreasoner, semantic, sets  # noqa: F401  (registration)
 from .base import Reward
 from .registry import REWARDS, available, get, register, spec
 
