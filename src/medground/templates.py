@@ -171,13 +171,14 @@ class Template:
         steps = []
         for name, other in context or []:
             steps.append(f"The {name}{' ' + _fmt(other) if cite else ''} is not the target.")
+        bare = region[4:] if region.lower().startswith("the ") else region  # "the masses" -> "masses"
         if not boxes:
-            steps.append(f"No {region} is visible in this image.")
+            steps.append(f"No {bare} is visible in this image.")
         elif len(boxes) == 1:
             steps.append(f"The {region} is {'at ' + _fmt(boxes[0]) if cite else 'the region described'}.")
         else:
             where = " and ".join(_fmt(b) for b in boxes) if cite else "the regions described"
-            steps.append(f"The {region} {'are at ' if cite else 'are '}{where}.")
+            steps.append(f"The {bare} {'are at ' if cite else 'are '}{where}.")
         return f"<think>{' '.join(steps)}</think><answer>{answer}</answer>"
 
 

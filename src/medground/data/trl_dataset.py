@@ -76,8 +76,8 @@ def teacher_completion(template, sample: Sample, frame, size: tuple[int, int] | 
     ``context``: ``(name, box_in_original_pixels)`` of other regions in the image that the
     reasoning mentions first (Chain-of-Box cites them with their boxes)."""
     if not sample.annotated:
-        raise MedgroundError(f"{where(sample_id=sample.id)}: a teacher answer needs the ground truth "
-                             "(the sample has no 'boxes'; [] for a negative)")
+        raise MedgroundError(f"{where(sample_id=sample.id)}: a teacher answer needs a ground-truth box (or boxes: [] "
+                             "for a negative); the sample has no 'boxes'")
     t = _template(template)
     fr = Frame.parse(frame)
     size = size or sample_size(sample)
@@ -212,7 +212,7 @@ def _dataset(samples: list[Sample], template, frame, *, sft: bool, limit: int | 
         samples = samples[: int(limit)]
     usable = [s for s in samples if s.annotated]  # negatives (boxes: []) train too; unlabelled lines do not
     if not usable:
-        raise MedgroundError("no sample with ground-truth boxes to train on")
+        raise MedgroundError("no sample with a ground-truth box (or an explicit boxes: [] negative) to train on")
     cite = _template(template).name == "chain_of_box"
     ctx = image_context(samples) if sft and cite else {}
 
