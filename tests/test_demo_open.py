@@ -4,7 +4,6 @@ validation add for zero, one or many targets — without training a model."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -36,6 +35,8 @@ def test_the_open_recipe_asks_for_negatives_and_multi_target_queries():
     (["--negative_frac", "0.6", "--multi_frac", "0.5"], "leave no single-target query"),
     (["--sft_kinds", "single,vague"], "sft_kinds: unknown target kind(s) vague"),
     (["--multi_frac", "1.5"], "multi_frac"),
+    (["--sft_repeat", "{negative: 0}"], "sft_repeat: must map target kinds"),
+    (["--sft_repeat", "{negatives: 2}"], "sft_repeat: must map target kinds"),
 ])
 def test_bad_open_set_values_fail_when_the_recipe_loads(args, message):
     with pytest.raises(MedgroundError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -43,7 +44,8 @@ def test_bad_open_set_values_fail_when_the_recipe_loads(args, message):
 
 
 def test_data_generation_and_the_sft_subset_by_query_type_and_target_kind(tmp_path):
-    cfg = load_demo_config(OPEN_RECIPE, ["--images", "12", "--size", "64", "--sft_kinds", "single,negative"])
+    cfg = load_demo_config(OPEN_RECIPE, ["--images", "12", "--size", "64", "--sft_kinds", "single,negative",
+                                         "--sft_repeat", "{negative: 3}"])
     data = make_data(cfg, tmp_path)
     info = json.loads((data / "phantom.json").read_text())
     assert info["negative_frac"] == cfg.negative_frac and info["multi_frac"] == cfg.multi_frac
@@ -53,6 +55,9 @@ def test_data_generation_and_the_sft_subset_by_query_type_and_target_kind(tmp_pa
 
     kept = read_jsonl(sft_train_file(cfg, data))
     assert {s.meta["task"] for s in kept} == {"explicit"} and {s.kind for s in kept} == {"single", "negative"}
+    train = read_jsonl(data / "train.jsonl")
+    negatives = [s for s in train if s.kind == "negative" and s.meta["task"] == "explicit"]
+    assert sum(s.kind == "negative" for s in kept) == 3 * len(negatives) > 0  # each negative three times
     # a closed-set phantom.json has no open-set keys: it matches a closed-set recipe, not an open one
     closed = load_demo_config(None, ["--images", "12", "--size", "64"])
     make_data(closed, tmp_path / "closed")

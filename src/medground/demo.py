@@ -73,6 +73,8 @@ class DemoConfig:
         "help": "Query types (explicit, implicit) the SFT warm start sees; []: all.  GRPO sees all."})
     sft_kinds: list[str] = field(default_factory=list, metadata={
         "help": "Target kinds (negative, single, multi) the SFT warm start sees; []: all.  GRPO sees all."})
+    sft_repeat: dict[str, int] = field(default_factory=dict, metadata={
+        "help": "Copies of each target kind in the SFT warm start (e.g. {negative: 3}); a kind not named: 1."})
     tiny: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "Tiny model sizes: TinyConfig fields (medground model tiny --help); max_pixels defaults to size².",
         "config": "medground.models.tiny:TinyConfig"})
@@ -117,6 +119,10 @@ class DemoConfig:
         if bad:
             raise ConfigError("sft_kinds", f"unknown target kind(s) {', '.join(bad)}; choose from "
                                            f"{', '.join(TARGET_KINDS)}")
+        bad = sorted(set(self.sft_repeat) - set(TARGET_KINDS))
+        if bad or any(not isinstance(v, int) or v < 1 for v in self.sft_repeat.values()):
+            raise ConfigError("sft_repeat", f"must map target kinds ({', '.join(TARGET_KINDS)}) to copies >= 1; "
+                                            f"got {self.sft_repeat}")
         try:
             get_template(self.template)
         except MedgroundError as exc:
@@ -250,7 +256,7 @@ def run_sft_stage(cfg: DemoConfig, out: Path, model: Path, data: Path) -> Path:
         _log(f"sft: {final} already trained")
         return final
     values = _train_values(cfg.sft, model=model, data=data, out=run, template=cfg.template, seed=cfg.seed)
-    if cfg.sft_tasks or cfg.sft_kinds:
+    if cfg.sft_tasks or cfg.sft_kinds or cfg.sft_repeat:
         values["data"]["train"] = str(sft_train_file(cfg, data))
     scfg = load_config(SFTRunConfig, values=values)
     _log(f"sft: {scfg.train.max_steps} steps, lr {scfg.train.learning_rate:g}")
@@ -260,19 +266,22 @@ def run_sft_stage(cfg: DemoConfig, out: Path, model: Path, data: Path) -> Path:
 
 def sft_train_file(cfg: DemoConfig, data: Path) -> Path:
     """The training samples whose query type (``meta.task``) is in ``cfg.sft_tasks`` and
-    whose target kind is in ``cfg.sft_kinds`` (an empty list: any), written to
-    ``data/train_sft.jsonl``: the warm start sees only these, GRPO sees all."""
+    whose target kind is in ``cfg.sft_kinds`` (an empty list: any), each written
+    ``cfg.sft_repeat[kind]`` times (default once) to ``data/train_sft.jsonl``: the warm start
+    sees only these, GRPO sees all."""
     from .data.schema import read_jsonl, write_jsonl
 
     tasks, kinds = set(cfg.sft_tasks or PHANTOM_TASKS), set(cfg.sft_kinds or TARGET_KINDS)
-    kept = [s for s in read_jsonl(data / "train.jsonl") if (s.meta or {}).get("task") in tasks and s.kind in kinds]
+    kept = [copy for s in read_jsonl(data / "train.jsonl") if (s.meta or {}).get("task") in tasks and s.kind in kinds
+            for copy in [s] * cfg.sft_repeat.get(s.kind, 1)]
     if not kept:
         raise MedgroundError(f"demo: no training sample has a query type in sft_tasks={cfg.sft_tasks} and a "
                              f"target kind in sft_kinds={cfg.sft_kinds}")
     path = data / "train_sft.jsonl"
     write_jsonl(kept, path)
-    what = " and ".join(x for x in (", ".join(cfg.sft_tasks), ", ".join(cfg.sft_kinds)) if x)
-    _log(f"sft: warm start on the {what} queries only ({len(kept)} samples) -> {path}")
+    what = " and ".join(x for x in (", ".join(cfg.sft_tasks), ", ".join(cfg.sft_kinds)) if x) or "every"
+    repeat = "".join(f", {k} x{n}" for k, n in sorted(cfg.sft_repeat.items()))
+    _log(f"sft: warm start on the {what} queries ({len(kept)} samples{repeat}) -> {path}")
     return path
 
 
@@ -423,6 +432,10 @@ def format_markdown(r: dict) -> str:
     sft_kinds = r["config"].get("sft_kinds")
     if sft_kinds:
         lines += [f"The SFT warm start saw only the {', '.join(sft_kinds)} target kinds; GRPO saw every kind.", ""]
+    sft_repeat = r["config"].get("sft_repeat")
+    if sft_repeat:
+        lines += ["The SFT warm start saw " + ", ".join(f"every {k} sample {n} times" for k, n in sorted(sft_repeat.items()))
+                  + "; GRPO saw each once.", ""]
     excluded = r["config"].get("exclude_categories")
     if excluded:
         lines += [f"Targets left out of every split (still drawn in the images as distractors): {', '.join(excluded)} "
