@@ -37,6 +37,7 @@ def test_the_open_recipe_asks_for_negatives_and_multi_target_queries():
     (["--multi_frac", "1.5"], "multi_frac"),
     (["--sft_repeat", "{negative: 0}"], "sft_repeat: must map target kinds"),
     (["--sft_repeat", "{negatives: 2}"], "sft_repeat: must map target kinds"),
+    (["--grpo_repeat", "{negative: 1.5}"], "grpo_repeat: must map target kinds"),
 ])
 def test_bad_open_set_values_fail_when_the_recipe_loads(args, message):
     with pytest.raises(MedgroundError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -58,6 +59,12 @@ def test_data_generation_and_the_sft_subset_by_query_type_and_target_kind(tmp_pa
     train = read_jsonl(data / "train.jsonl")
     negatives = [s for s in train if s.kind == "negative" and s.meta["task"] == "explicit"]
     assert sum(s.kind == "negative" for s in kept) == 3 * len(negatives) > 0  # each negative three times
+    from medground.demo import grpo_run_config
+
+    grpo = grpo_run_config(load_demo_config(OPEN_RECIPE, ["--grpo_repeat", "{negative: 2}"]), tmp_path / "g",
+                           tmp_path / "m", data, None)
+    prompts = read_jsonl(grpo.data.train)
+    assert grpo.data.train.endswith("train_grpo.jsonl") and len(prompts) == len(train) + sum(s.is_negative for s in train)
     # a closed-set phantom.json has no open-set keys: it matches a closed-set recipe, not an open one
     closed = load_demo_config(None, ["--images", "12", "--size", "64"])
     make_data(closed, tmp_path / "closed")

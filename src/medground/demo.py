@@ -75,6 +75,8 @@ class DemoConfig:
         "help": "Target kinds (negative, single, multi) the SFT warm start sees; []: all.  GRPO sees all."})
     sft_repeat: dict[str, int] = field(default_factory=dict, metadata={
         "help": "Copies of each target kind in the SFT warm start (e.g. {negative: 3}); a kind not named: 1."})
+    grpo_repeat: dict[str, int] = field(default_factory=dict, metadata={
+        "help": "Copies of each target kind among the GRPO prompts (e.g. {negative: 2}); a kind not named: 1."})
     tiny: dict[str, Any] = field(default_factory=dict, metadata={
         "help": "Tiny model sizes: TinyConfig fields (medground model tiny --help); max_pixels defaults to size².",
         "config": "medground.models.tiny:TinyConfig"})
@@ -119,10 +121,11 @@ class DemoConfig:
         if bad:
             raise ConfigError("sft_kinds", f"unknown target kind(s) {', '.join(bad)}; choose from "
                                            f"{', '.join(TARGET_KINDS)}")
-        bad = sorted(set(self.sft_repeat) - set(TARGET_KINDS))
-        if bad or any(not isinstance(v, int) or v < 1 for v in self.sft_repeat.values()):
-            raise ConfigError("sft_repeat", f"must map target kinds ({', '.join(TARGET_KINDS)}) to copies >= 1; "
-                                            f"got {self.sft_repeat}")
+        for name in ("sft_repeat", "grpo_repeat"):
+            repeat = getattr(self, name)
+            if set(repeat) - set(TARGET_KINDS) or any(not isinstance(v, int) or v < 1 for v in repeat.values()):
+                raise ConfigError(name, f"must map target kinds ({', '.join(TARGET_KINDS)}) to copies >= 1; "
+                                        f"got {repeat}")
         try:
             get_template(self.template)
         except MedgroundError as exc:
@@ -289,11 +292,23 @@ def grpo_run_config(cfg: DemoConfig, out: Path, model: Path, data: Path, encoder
     from .train.config import GRPORunConfig, RewardTerm, parse_rewards
 
     values = _train_values(cfg.grpo, model=model, data=data, out=out, template=cfg.template, seed=cfg.seed)
+    if cfg.grpo_repeat:
+        values["data"]["train"] = str(repeated_file(data / "train.jsonl", data / "train_grpo.jsonl", cfg.grpo_repeat))
     rewards = [r for r in parse_rewards(values.pop("rewards", None) or "format,iou") if r.name != "semantic"]
     if encoder is not None:
         rewards.append(RewardTerm("semantic", cfg.semantic_weight, {"encoder": str(encoder)}))
     values["rewards"] = rewards
     return load_config(GRPORunConfig, values=values)
+
+
+def repeated_file(src: Path, dst: Path, repeat: dict[str, int]) -> Path:
+    """``src`` with every sample of target kind ``k`` written ``repeat[k]`` times (default once) to ``dst``."""
+    from .data.schema import read_jsonl, write_jsonl
+
+    samples = [copy for s in read_jsonl(src) for copy in [s] * repeat.get(s.kind, 1)]
+    write_jsonl(samples, dst)
+    _log(f"grpo: {len(samples)} prompts ({', '.join(f'{k} x{n}' for k, n in sorted(repeat.items()))}) -> {dst}")
+    return dst
 
 
 def run_grpo_stage(cfg: DemoConfig, out: Path, sft_final: Path, data: Path, encoder: Path | None) -> Path:
@@ -432,10 +447,11 @@ def format_markdown(r: dict) -> str:
     sft_kinds = r["config"].get("sft_kinds")
     if sft_kinds:
         lines += [f"The SFT warm start saw only the {', '.join(sft_kinds)} target kinds; GRPO saw every kind.", ""]
-    sft_repeat = r["config"].get("sft_repeat")
-    if sft_repeat:
-        lines += ["The SFT warm start saw " + ", ".join(f"every {k} sample {n} times" for k, n in sorted(sft_repeat.items()))
-                  + "; GRPO saw each once.", ""]
+    for stage, name in (("sft_repeat", "The SFT warm start"), ("grpo_repeat", "GRPO")):
+        repeat = r["config"].get(stage)
+        if repeat:
+            lines += [f"{name} saw " + ", ".join(f"every {k} sample {n} times" for k, n in sorted(repeat.items())) + ".",
+                      ""]
     excluded = r["config"].get("exclude_categories")
     if excluded:
         lines += [f"Targets left out of every split (still drawn in the images as distractors): {', '.join(excluded)} "
