@@ -97,6 +97,29 @@ def test_multi_target_queries_name_every_region(open_set):
     assert LUNGS in seen and len(seen) >= 3
 
 
+def test_findings_say_what_the_image_shows_of_the_queried_category(open_set):
+    """meta.findings (the open-set reasoning text) lists the image's findings of the sample's
+    category with their location, or "no <category>": a negative's never names its slot."""
+    _, samples = open_set
+    for group in _by_image(samples).values():
+        for s in group:
+            same = [x for x in group if x.kind == "single" and x.category == s.category]
+            text = s.meta["findings"]
+            if s.category == LUNGS:
+                assert text == "both lungs"
+            elif s.category == "cardiomegaly":
+                assert text == ("enlarged heart" if same else "normal heart")
+            elif not same:
+                assert text == f"no {s.category}"
+            else:
+                assert text.count(s.category) == len(same)
+                assert all(f"{x.meta['laterality']} " in text for x in same)
+            if s.kind == "negative" and s.category not in ("cardiomegaly",):
+                slot = " ".join(w for w in (s.meta["laterality"], s.meta["zone"] if s.category in (
+                    "nodule", "mass", "consolidation") else None, s.category) if w)
+                assert slot not in text.split(", ")
+
+
 def test_same_seed_same_bytes_and_the_closed_set_is_unchanged(tmp_path):
     def files(root: Path) -> dict[str, bytes]:
         return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -121,3 +121,13 @@ def test_teachers_cover_negatives_and_multi_target_samples(tmp_path):
     rows = sft_dataset([two, neg], "r1", QWEN)
     first, second = (parse_completion(r["completion"][0]["content"][0]["text"]) for r in rows)
     assert len(first.boxes) == 2 and second.empty and rows[1]["boxes"] == []
+
+
+def test_the_reasoning_is_filled_from_each_samples_meta(tmp_path):
+    Image.new("RGB", (100, 100)).save(tmp_path / "d.png")
+    neg = Sample(id="neg", image=str(tmp_path / "d.png"), query="left pleural effusion", boxes=[], width=100,
+                 height=100, meta={"findings": "right effusion"})
+    assert teacher_completion("r1_open", neg, "pixels", think="{findings}") == (
+        "<think>right effusion</think><answer>[]</answer>")
+    with pytest.raises(MedgroundError, match=r"\[id=neg\]: reasoning template '\{zone\}' needs 'zone'"):
+        teacher_completion("r1_open", neg, "pixels", think="{zone}")

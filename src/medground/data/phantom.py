@@ -591,6 +591,41 @@ def _multi_query(rng, cat: str, n: int, task: str) -> str:
     return bank[cat][int(rng.integers(len(bank[cat])))].format(n=NUMBER_WORDS.get(n, str(n)))
 
 
+def findings_text(findings: list[Finding], category: str) -> str:
+    """What the image shows of ``category``, as a reasoning would say it: the findings of
+    that category with their location ("right effusion", "left upper mass, right lower
+    mass"), "no <category>" when there is none; the heart is "enlarged heart" / "normal
+    heart", the lung fields "both lungs".  The open-set phantom stores it as ``meta.findings``
+    (a warm start's ``think: "{findings}"`` reasons with it).
+
+    >>> m = np.zeros((4, 4), bool)
+    >>> findings_text([Finding("mass", "left", "upper", m), Finding("effusion", "right", "lower", m)], "mass")
+    'left upper mass'
+    >>> findings_text([], "pneumothorax"), findings_text([], "cardiomegaly")
+    ('no pneumothorax', 'normal heart')
+    """
+    if category == LUNGS:
+        return "both lungs"
+    same = [f for f in findings if f.category == category]
+    if category == "cardiomegaly":
+        return "enlarged heart" if same else "normal heart"
+    if not same:
+        return f"no {category}"
+    words = [f"{f.side} {category}" if category in ("effusion", "pneumothorax") else f"{f.side} {f.zone} {category}"
+             for f in sorted(same, key=lambda f: (SIDES.index(f.side), ZONES.index(f.zone)))]
+    return ", ".join(words)
+
+
+def findings_bank() -> list[str]:
+    """Every single-finding text of :func:`findings_text` (the tiny tokenizer learns them)."""
+    out = {"both lungs", "enlarged heart", "normal heart"}
+    for cat in CATEGORIES[:5]:
+        out.add(f"no {cat}")
+        for side in SIDES:
+            out.update([f"{side} {cat}"] + [f"{side} {zone} {cat}" for zone in ZONES])
+    return sorted(out)
+
+
 def _stochastic_count(rng, expected: float) -> int:
     """``floor(expected)`` plus one with probability ``expected - floor(expected)``."""
     whole = int(np.floor(expected))
@@ -748,6 +783,8 @@ def phantom_samples(seed: int, index: int, size: int, split: str, implicit_frac:
                                 n_negative=_stochastic_count(orng, singles * negative_frac),
                                 n_multi=_stochastic_count(orng, singles * multi_frac),
                                 implicit_frac=implicit_frac, taken={s.query for s, _ in out})
+        for s, _ in out:  # what the image shows of the queried category (a reasoning text)
+            s.meta["findings"] = findings_text(ph.findings, s.category)
     return ph, out
 
 

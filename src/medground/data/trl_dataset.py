@@ -87,9 +87,28 @@ def teacher_completion(template, sample: Sample, frame, size: tuple[int, int] | 
     if sample.points is not None:
         points = map_points(sample.points, size, src=PIXELS, dst=fr).tolist()
     if think is not None and t.think:
-        return f"<think>{think}</think><answer>{t.answer_boxes(boxes, points)}</answer>"
+        return f"<think>{fill_think(think, sample)}</think><answer>{t.answer_boxes(boxes, points)}</answer>"
     ctx = [(name, map_boxes([b], size, src=PIXELS, dst=fr)[0].tolist()) for name, b in (context or [])]
     return t.teacher(sample.query, box, points, region=_region_name(sample), context=ctx)
+
+
+def fill_think(think: str, sample: Sample) -> str:
+    """A fixed reasoning text, its ``{key}`` placeholders filled from the sample's ``meta``
+    (``"{findings}"``: what the open-set phantom says the image shows of the queried
+    category); a key the sample lacks raises naming it.
+
+    >>> fill_think("located", Sample(id="a", image="x", query="q"))
+    'located'
+    >>> fill_think("{findings}", Sample(id="a", image="x", query="q", meta={"findings": "right effusion"}))
+    'right effusion'
+    """
+    if "{" not in think:
+        return think
+    try:
+        return think.format_map(sample.meta)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise MedgroundError(f"{where(sample_id=sample.id)}: reasoning template {think!r} needs {exc} from the "
+                             "sample's meta") from None
 
 
 def _region_name(sample: Sample) -> str | None:

@@ -119,7 +119,7 @@ def tokenizer_corpus(open_set: bool = False) -> list[str]:
     query in the frames a tiny model may use, teacher answers, digits and JSON.
     ``open_set`` adds the multi-target queries, the ``r1_open`` template and teacher
     answers for zero and two targets."""
-    from ..data.phantom import open_query_bank, query_bank
+    from ..data.phantom import findings_bank, open_query_bank, query_bank
     from ..geometry import Frame
     from ..templates import get_template
 
@@ -141,6 +141,7 @@ def tokenizer_corpus(open_set: bool = False) -> list[str]:
     texts.append(json.dumps({"bbox_2d": [0, 1, 2, 3], "bbox": [4, 5, 6, 7], "points_1": [8, 9], "points_2": [0, 0]}))
     if open_set:
         texts += _open_set_corpus(frames, sizes, queries + open_query_bank())
+        texts += [f"<think>{f}</think>" for f in findings_bank()] + [", ".join(findings_bank())]
     return texts
 
 
