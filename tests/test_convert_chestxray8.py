@@ -82,3 +82,61 @@ def test_wrong_file_is_refused(tmp_path):
         convert("chestxray8", bad, tmp_path / "o", progress=False)
     with pytest.raises(MedgroundError, match=r"converter 'chestxray8' has no option\(s\) nope; options: group, "):
         convert("chestxray8", bad, tmp_path / "o", options={"nope": "1"}, progress=False)
+
+
+DATA_ENTRY = [
+    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,View Position,"
+    "OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y],",
+    "00013118_008.png,Atelectasis|Infiltration,8,13118,040Y,M,PA,2992,2991,0.143,0.143",
+    "00014716_007.png,Nodule|Effusion|Mass,7,14716,051Y,F,PA,2500,2048,0.168,0.168",
+    "00000001_000.png,No Finding,0,1,058Y,M,PA,2682,2749,0.143,0.143",
+    "00000002_000.png,No Finding,0,2,081Y,M,PA,2500,2048,0.171,0.171",
+]
+
+
+def test_one_sample_per_box_is_still_available(nih, tmp_path):
+    root, csv = nih
+    convert("chestxray8", csv, tmp_path / "o", images=root, options={"group": "false"}, progress=False)
+    nodules = [s for s in read_jsonl(tmp_path / "o" / "all.jsonl") if s.category == "Nodule"]
+    assert [len(s.boxes) for s in nodules] == [1, 1] and sorted(s.meta["row"] for s in nodules) == [2, 3]
+
+
+def test_image_level_labels_give_negatives(nih, tmp_path):
+    """Data_Entry_2017.csv says which findings an image has: the others become negatives
+    (boxes: []), never one its labels name ("Infiltration" there is "Infiltrate" here)."""
+    from medground.data.validate import validate_file
+
+    root, csv = nih
+    Image.fromarray(np.zeros((1024, 1024), np.uint8)).save(root / "images_001" / "images" / "00000001_000.png")
+    (root / "Data_Entry_2017.csv").write_text("\n".join(DATA_ENTRY) + "\n")
+    rep = convert("chestxray8", csv, tmp_path / "all", images=root, progress=False,
+                  options={"negatives": "Data_Entry_2017.csv", "negatives_per_image": "0", "no_finding_images": "2"})
+    samples = read_jsonl(tmp_path / "all" / "all.jsonl")
+    neg = {}
+    for s in samples:
+        if not s.boxes:
+            neg.setdefault(s.meta["image_index"], set()).add(s.category)
+    assert neg["00013118_008.png"] == {"Cardiomegaly", "Effusion", "Mass", "Nodule", "Pneumonia", "Pneumothorax"}
+    assert neg["00014716_007.png"] == {"Atelectasis", "Cardiomegaly", "Infiltrate", "Pneumonia", "Pneumothorax"}
+    # 'No Finding' images: only those whose file exists (00000002_000.png is not in the folder)
+    assert len(neg["00000001_000.png"]) == 8 and "00000002_000.png" not in neg
+    assert rep.to_dict()["negatives"] == 6 + 5 + 8 == sum(not s.boxes for s in samples)
+    one = next(s for s in samples if s.id == "cxr8-00014716_007-neg0")
+    assert one.query == "cardiomegaly" or one.query in {"atelectasis", "pulmonary infiltrate", "pneumonia", "pneumothorax"}
+    assert one.is_negative and (one.width, one.height) == (512, 512) and one.meta["labels"] == ["mass", "nodule",
+                                                                                                "pleural effusion"]
+    assert validate_file(tmp_path / "all" / "all.jsonl").ok
+    # the default: one absent finding per image, the same one on every run
+    convert("chestxray8", csv, tmp_path / "one", images=root, options={"negatives": str(root / "Data_Entry_2017.csv")},
+            progress=False)
+    again = convert("chestxray8", csv, tmp_path / "two", images=root,
+                    options={"negatives": str(root / "Data_Entry_2017.csv")}, progress=False)
+    one_neg = [s for s in read_jsonl(tmp_path / "one" / "all.jsonl") if not s.boxes]
+    assert len(one_neg) == 2 == again.to_dict()["negatives"]
+    assert (tmp_path / "one" / "all.jsonl").read_bytes() == (tmp_path / "two" / "all.jsonl").read_bytes()
+
+
+def test_a_wrong_labels_file_is_refused(nih, tmp_path):
+    root, csv = nih
+    with pytest.raises(MedgroundError, match="not Data_Entry_2017.csv"):
+        convert("chestxray8", csv, tmp_path / "o", images=root, options={"negatives": str(csv)}, progress=False)

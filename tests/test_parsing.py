@@ -115,6 +115,48 @@ def test_pathological_length_is_bounded():
     assert parse_completion(text).boxes == []
 
 
+# --------------------------------------------------------------------------- zero, one or many boxes
+
+
+@pytest.mark.parametrize("answer", [
+    "[]", " [ ] ", '{"bbox_2d": []}', '{"bbox": null}', '{"bbox": null, "points_1": null, "points_2": null}',
+    "[{'bbox_2d': []}]", "```json\n[]\n```", '{"bboxes": []}', "{'bbox': None}",
+])
+def test_an_explicit_empty_answer_is_not_unparseable(answer):
+    p = parse_completion(f"<think>no such finding</think><answer>{answer}</answer>")
+    assert p.boxes == [] and p.empty and p.well_formed
+
+
+@pytest.mark.parametrize("answer", [
+    "none", "no box", "", "nothing found", '{"label": "effusion"}', "[1, 2, 3]", '{"bbox_2d": [10, 20]}', "{}",
+])
+def test_an_answer_without_a_box_is_unparseable_not_empty(answer):
+    p = parse_completion(f"<think>x</think><answer>{answer}</answer>")
+    assert p.boxes == [] and not p.empty
+
+
+def test_reasoning_alone_is_not_an_empty_answer():
+    assert not parse_completion("<think>it could be [] or nothing").empty  # truncated before the answer
+    assert not parse_completion("<think>[]</think>").empty
+
+
+MULTI = [[10.0, 20.0, 30.0, 40.0], [50.0, 60.0, 70.0, 80.0], [1.5, 2.0, 3.0, 4.0]]
+
+
+@pytest.mark.parametrize("answer", [
+    "[[10, 20, 30, 40], [50, 60, 70, 80], [1.5, 2, 3, 4]]",
+    '[{"bbox_2d": [10, 20, 30, 40]}, {"bbox_2d": [50, 60, 70, 80]}, {"bbox_2d": [1.5, 2, 3, 4]}]',
+    '{"bbox_2d": [[10, 20, 30, 40], [50, 60, 70, 80], [1.5, 2, 3, 4]]}',
+    '{"boxes": [[10, 20, 30, 40], [50, 60, 70, 80], [1.5, 2, 3, 4]]}',
+    '{"bbox": [10, 20, 30, 40]} {"bbox": [50, 60, 70, 80]} {"bbox": [1.5, 2, 3, 4]}',
+    "```json\n[{'bbox_2d': [10, 20, 30, 40]}, {'bbox_2d': [50, 60, 70, 80]}, {'bbox_2d': [1.5, 2, 3, 4]}]\n```",
+    "(10, 20, 30, 40), (50, 60, 70, 80) and (1.5, 2, 3, 4)",
+])
+def test_every_box_of_a_multi_box_answer_in_order(answer):
+    p = parse_completion(f"<think>three regions</think><answer>{answer}</answer>")
+    assert p.boxes == MULTI and not p.empty
+
+
 # --------------------------------------------------------------------------- linear time on hostile input
 # The same parser runs inside every GRPO reward on text a policy generates, and in `evaluate` on
 # files someone sent: it must stay linear.  "[" + 20 000 digits once took 104 s (regex backtracking).
@@ -144,6 +186,9 @@ HOSTILE = {
     "whitespace runs": ("[", " " * 50 + ","),
     "partial corner pairs": ("", "(1, 2), ("),
     "corner pair openers": ("(", " 1 ,"),
+    "empty answers": ("", "[] "),
+    "empty box keys": ("", '{"bbox_2d": []}, '),
+    "nested empty lists": ("", "[[], [[]], "),
 }
 
 

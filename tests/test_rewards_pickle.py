@@ -50,7 +50,8 @@ def answer(box, p1=(60, 40), p2=(100, 40), think="the region [55, 20, 105, 60]")
 
 def batch():
     """A fixed batch every reward can score: completions of different quality on one
-    image, with boxes, points, a mask, a query, sizes and ids."""
+    image, with boxes, points, a mask, a query, sizes and ids; the last sample is a
+    negative (no true box) answered with an explicit empty answer."""
     image, mask = scene()
     completions = [
         answer([55, 20, 105, 60]),
@@ -58,6 +59,7 @@ def batch():
         answer([50, 15, 110, 65], think="no box here"),
         [{"role": "assistant", "content": "<think>x</think><answer>[55, 20, 105, 60]</answer>"}],
         "I cannot tell.",
+        "<think>no such finding</think><answer>[]</answer>",
     ]
     n = len(completions)
     return dict(
@@ -65,10 +67,10 @@ def batch():
         completions=completions,
         completion_ids=[[1]] * n,
         image=[image] * n,
-        boxes=[[[55, 20, 105, 60]]] * n,
-        points=[[[55, 40], [105, 40]]] * n,
-        mask=[mask] * n,
-        query=["red finding", "blue finding", "red finding", "blue finding", "red finding"],
+        boxes=[[[55, 20, 105, 60]]] * (n - 1) + [[]],
+        points=[[[55, 40], [105, 40]]] * (n - 1) + [None],
+        mask=[mask] * (n - 1) + [None],
+        query=["red finding", "blue finding", "red finding", "blue finding", "red finding", "blue finding"],
         width=[120] * n,
         height=[80] * n,
         solution=[[55, 20, 105, 60]] * n,
@@ -87,6 +89,9 @@ OPTIONS = {
     "medground_r1_accuracy": [{}],
     "medground_r1_format": [{}],
     "medreasoner": [{}, {"mode": "hard"}],
+    "set_f1": [{}, {"threshold": 0.3, "negatives": False, "max_boxes": "gt"}],
+    "set_iou": [{}, {"variant": "vlm-r1", "max_area_frac": 0.5}],
+    "negative": [{}, {"positives": False, "single_answer": True}],
 }
 
 

@@ -121,3 +121,22 @@ def test_png_writers_never_leave_a_partial_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         save_mask_png(np.zeros((4, 5), bool), target)
     assert target.read_bytes() == good and os.listdir(target.parent) == ["x.png"]
+
+
+def test_negative_multi_and_unlabelled_samples_round_trip(tmp_path):
+    from medground.data.schema import read_jsonl, write_jsonl
+
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        '{"id": "neg", "image": "a.png", "query": "left pneumothorax", "boxes": []}\n'
+        '{"id": "two", "image": "a.png", "query": "both lungs", "boxes": [[1, 2, 3, 4], [5, 6, 7, 8]]}\n'
+        '{"id": "unlabelled", "image": "a.png", "query": "the heart"}\n'
+    )
+    neg, two, unlabelled = read_jsonl(path)
+    assert (neg.kind, neg.is_negative, neg.annotated) == ("negative", True, True)
+    assert (two.kind, two.is_negative, len(two.boxes)) == ("multi", False, 2)
+    assert (unlabelled.kind, unlabelled.is_negative, unlabelled.annotated, unlabelled.boxes) == (None, False, False, [])
+    write_jsonl([neg, two, unlabelled], tmp_path / "again.jsonl")
+    lines = (tmp_path / "again.jsonl").read_text().splitlines()
+    assert '"boxes": []' in lines[0] and '"boxes"' not in lines[2]  # still unknown, not turned into a negative
+    assert [s.kind for s in read_jsonl(tmp_path / "again.jsonl")] == ["negative", "multi", None]

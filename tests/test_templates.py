@@ -58,7 +58,7 @@ def test_unknown_template_gets_a_close_match():
 def test_templates_is_a_read_only_view_of_the_registry():
     from medground.templates import REGISTRY
 
-    assert list(TEMPLATES) == REGISTRY.names() == ["chain_of_box", "medreasoner", "medreasoner_nothink", "r1"]
+    assert list(TEMPLATES) == REGISTRY.names() == ["chain_of_box", "medreasoner", "medreasoner_nothink", "r1", "r1_open"]
     assert all(TEMPLATES[name] is get_template(name) and TEMPLATES[name].name == name for name in TEMPLATES)
     assert REGISTRY.entry("medreasoner").description == TEMPLATES["medreasoner"].description
     assert "r1" in TEMPLATES and "nope" not in TEMPLATES and TEMPLATES.get("nope") is None
@@ -89,6 +89,37 @@ except Exception as exc:
     print(exc)
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300).stdout
-    assert "['chain_of_box', 'medreasoner', 'medreasoner_nothink', 'r1', 'short']" in out
+    assert "['chain_of_box', 'medreasoner', 'medreasoner_nothink', 'r1', 'r1_open', 'short']" in out
     assert "describes: left effusion. Give coordinates as" in out and "Answer with the box only." in out
     assert "unknown template 'shrt'; did you mean short?" in out
+
+
+@pytest.mark.parametrize("name", list(TEMPLATES))
+def test_teacher_answers_for_no_target_and_for_several_parse_back(name):
+    """Every template writes an explicit empty answer for a negative and every box of a
+    multi-target phrase, in order; the parser reads both back."""
+    t = get_template(name)
+    boxes = [[10, 20, 30, 40], [50, 60, 70, 80], [5, 6, 7, 8]]
+    for targets in (boxes, boxes[:2]):
+        p = parse_completion(t.teacher("bilateral pleural effusions", targets))
+        assert p.boxes == targets and not p.empty and p.has_answer and p.well_formed == t.think
+    none = parse_completion(t.teacher("left pneumothorax", None))
+    assert none.boxes == [] and none.empty and none.has_answer and none.well_formed == t.think
+    assert parse_completion(t.teacher("left pneumothorax", [])).empty
+    assert t.answer_boxes([]) == t.empty_answer and t.empty_answer in ("[]", '{"bbox": null}')
+
+
+def test_one_target_answers_are_the_single_box_answers():
+    for name in TEMPLATES:
+        t = get_template(name)
+        assert t.answer_boxes([[1, 2, 3, 4]], [[1, 2], [3, 4]]) == t.answer_json([1, 2, 3, 4], [[1, 2], [3, 4]])
+        assert t.teacher("q", [1, 2, 3, 4]) == t.teacher("q", [[1, 2, 3, 4]])
+    assert get_template("r1_open").answer_boxes([[1, 2, 3, 4], [5, 6, 7, 8]]) == "[[1, 2, 3, 4], [5, 6, 7, 8]]"
+    assert get_template("chain_of_box").teacher("the masses", [[1, 2, 3, 4], [5, 6, 7, 8]]) == (
+        '<think>The masses are at [1, 2, 3, 4] and [5, 6, 7, 8].</think>'
+        '<answer>[{"bbox_2d": [1, 2, 3, 4]}, {"bbox_2d": [5, 6, 7, 8]}]</answer>')
+
+
+def test_r1_open_asks_for_every_region_and_allows_an_empty_answer():
+    text = get_template("r1_open").render("the masses", "pixels", 100, 100)
+    assert "every region this sentence describes: the masses." in text and "or [] if the image does not show it" in text

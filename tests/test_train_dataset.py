@@ -28,10 +28,12 @@ def data(tmp_path_factory):
                height=150, category="nodule", supercategory="lung parenchyma", meta={"laterality": "right"}),
         Sample(id="b0", image="b.png", query="enlarged heart", boxes=[[10, 50, 80, 110]], width=90, height=120,
                category="cardiomegaly"),
-        Sample(id="nobox", image="b.png", query="nothing", boxes=[], width=90, height=120),
+        Sample(id="nobox", image="b.png", query="left pneumothorax", boxes=[], width=90, height=120),
     ]
     path = root / "train.jsonl"
     write_jsonl([_abs(s, root) for s in samples], path)
+    with path.open("a") as fh:  # a line without "boxes": unlabelled, not a negative
+        fh.write('{"id": "unlabelled", "image": "b.png", "query": "the heart"}\n')
     return path
 
 
@@ -44,7 +46,8 @@ def _abs(s, root):
 def test_grpo_columns_follow_the_contract(data):
     ds = grpo_dataset(data, "r1", QWEN)
     assert set(COLUMNS) <= set(ds.column_names)
-    assert ds["id"] == ["a0", "a1", "b0"]  # the sample without a box cannot be scored: skipped
+    # a negative (boxes: []) trains too; the line without "boxes" cannot be scored: skipped
+    assert ds["id"] == ["a0", "a1", "b0", "nobox"] and ds[3]["boxes"] == []
     row = ds[0]
     assert isinstance(row["image"], Image.Image) and row["image"].size == (200, 150)
     assert (row["width"], row["height"]) == (200, 150)
@@ -65,6 +68,9 @@ def test_teacher_answer_maps_back_to_the_truth(data):
     for row in ds:
         text = row["completion"][0]["content"][0]["text"]
         parsed = parse_completion(text)
+        if not row["boxes"]:  # the negative: the template's explicit empty answer
+            assert parsed.well_formed and parsed.empty and not parsed.boxes
+            continue
         assert parsed.well_formed and len(parsed.boxes) == 1
         back = map_boxes(parsed.boxes, (row["width"], row["height"]), src=QWEN, dst=PIXELS)[0]
         # rounding to integers in the resized frame costs at most one resized pixel
@@ -94,7 +100,34 @@ def test_bad_inputs_name_the_sample(tmp_path):
     wrong = Sample(id="w1", image=str(tmp_path / "x.png"), query="q", boxes=[[0, 0, 5, 5]], width=64, height=64)
     with pytest.raises(MedgroundError, match="w1.*50x40"):
         grpo_dataset([wrong])
+    unlabelled = {"id": "e", "image": str(tmp_path / "x.png"), "query": "q", "width": 50, "height": 40}
     with pytest.raises(MedgroundError, match="no sample with a ground-truth box"):
-        grpo_dataset([Sample(id="e", image=str(tmp_path / "x.png"), query="q")])
+        grpo_dataset([Sample.from_dict(unlabelled)])
     with pytest.raises(MedgroundError, match="needs a ground-truth box"):
-        teacher_completion("r1", Sample(id="e", image="x", query="q", width=2, height=2), "pixels")
+        teacher_completion("r1", Sample.from_dict(unlabelled), "pixels")
+
+
+def test_teachers_cover_negatives_and_multi_target_samples(tmp_path):
+    """SFT teacher answers for the three cases, in the policy's frame: every box of a
+    multi-target phrase, the template's explicit empty answer for a negative."""
+    Image.new("RGB", (200, 100)).save(tmp_path / "c.png")
+    two = Sample(id="two", image=str(tmp_path / "c.png"), query="bilateral effusions", width=200, height=100,
+                 boxes=[[10, 50, 60, 90], [140, 50, 190, 90]])
+    neg = Sample(id="neg", image=str(tmp_path / "c.png"), query="left pneumothorax", boxes=[], width=200, height=100)
+    assert teacher_completion("r1_open", two, "norm1000", think="located") == (
+        "<think>located</think><answer>[[50, 500, 300, 900], [700, 500, 950, 900]]</answer>")
+    assert teacher_completion("r1_open", neg, "norm1000", think="located") == "<think>located</think><answer>[]</answer>"
+    assert teacher_completion("medreasoner", neg, "pixels").endswith('<answer>{"bbox": null}</answer>')
+    rows = sft_dataset([two, neg], "r1", QWEN)
+    first, second = (parse_completion(r["completion"][0]["content"][0]["text"]) for r in rows)
+    assert len(first.boxes) == 2 and second.empty and rows[1]["boxes"] == []
+
+
+def test_the_reasoning_is_filled_from_each_samples_meta(tmp_path):
+    Image.new("RGB", (100, 100)).save(tmp_path / "d.png")
+    neg = Sample(id="neg", image=str(tmp_path / "d.png"), query="left pleural effusion", boxes=[], width=100,
+                 height=100, meta={"findings": "right effusion"})
+    assert teacher_completion("r1_open", neg, "pixels", think="{findings}") == (
+        "<think>right effusion</think><answer>[]</answer>")
+    with pytest.raises(MedgroundError, match=r"\[id=neg\]: reasoning template '\{zone\}' needs 'zone'"):
+        teacher_completion("r1_open", neg, "pixels", think="{zone}")

@@ -12,7 +12,7 @@ from medground.templates import get_template
 from medground.train.config import GRPORunConfig, SFTRunConfig, load_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-GRPO = ["medground_r1_mscxr_3b.yaml", "medground_r1_mscxr_7b.yaml", "medreasoner_umrg.yaml"]
+GRPO = ["medground_r1_mscxr_3b.yaml", "medground_r1_mscxr_7b.yaml", "medreasoner_umrg.yaml", "open_set_mscxr_cxr8_3b.yaml"]
 
 
 @pytest.mark.parametrize("name", GRPO)
@@ -39,6 +39,15 @@ def test_medground_r1_recipe_is_the_paper_setting():
     assert cfg.model.path == "Qwen/Qwen2.5-VL-7B-Instruct" and cfg.data.template == "chain_of_box"
     assert [r.name for r in cfg.rewards] == ["format", "iou", "semantic"]
     assert cfg.rewards[1].options["threshold"] == 0.5
+
+
+def test_open_set_recipe_takes_the_set_rewards_by_name():
+    cfg = load_config(GRPORunConfig, CONFIGS / "open_set_mscxr_cxr8_3b.yaml")
+    assert cfg.model.path == "Qwen/Qwen2.5-VL-3B-Instruct" and cfg.data.template == "r1_open"
+    assert {"set_f1", "set_iou", "negative"} <= {r.name for r in cfg.rewards}
+    open_demo = yaml.safe_load((CONFIGS / "demo_open_cpu.yaml").read_text())
+    demo = load_config(GRPORunConfig, values=open_demo["grpo"])
+    assert {"set_f1", "negative"} <= {r.name for r in demo.rewards}
 
 
 def test_sft_recipe_and_demo_recipe_load():

@@ -63,7 +63,9 @@ def test_clean_file_exit_0(folder, capsys):
         (sample(boxes=[[60, 10, 70, 20]]), "box 1 [60, 10, 70, 20] lies outside the 64x48 image"),
         (sample(boxes=[[10, 10, 20, 20], [10, 30, 20, 30]]), "box 2 [10, 30, 20, 30] has no positive area"),
         (sample(boxes=[[20, 10, 10, 20]]), "box 1 [20, 10, 10, 20] has no positive area"),
-        (sample(boxes=[]), "no target box"),
+        ({k: v for k, v in sample().items() if k != "boxes"}, "no 'boxes' field: the targets must be explicit"),
+        (sample(boxes=[], mask="mask.png"), "boxes is [] (a negative: nothing to find) but the sample has a mask"),
+        (sample(boxes=[], points=[[12, 12], [18, 18]]), "but the sample has key points"),
         (sample(image="nope.png"), "image not found: nope.png"),
         (sample(image="corrupt.png"), "image does not decode: corrupt.png"),
         (sample(width=100, height=48), "width/height say 100x48 but the image is 64x48"),
@@ -134,3 +136,22 @@ def test_quiet_prints_only_summary(folder, capsys):
     path = write(folder, [sample(boxes=[[60, 10, 70, 20]])])
     code, out, _ = run(["data", "validate", str(path), "--quiet"], capsys)
     assert code == 1 and len(out.strip().splitlines()) == 1
+
+
+def test_negatives_and_multi_target_samples_are_valid(folder, capsys):
+    path = write(folder, [
+        sample(id="neg", query="left pneumothorax", boxes=[]),  # explicitly nothing to find
+        sample(id="multi", query="bilateral effusions", boxes=[[1, 30, 20, 47], [40, 30, 63, 47]]),
+        sample(id="one", box=[10, 10, 20, 20]),  # a single "box" is still read as one target
+    ])
+    assert validate_file(path).ok
+    code, out, _ = run(["data", "validate", str(path)], capsys)
+    assert code == 0 and "OK, 3 samples" in out
+
+
+def test_missing_boxes_is_not_a_negative(folder, capsys):
+    rows = [sample(id="neg", boxes=[]), {"id": "nobox", "image": "img.png", "query": "lesion"},
+            {"id": "nullbox", "image": "img.png", "query": "lesion", "boxes": None}]
+    result = validate_file(write(folder, rows))
+    assert [(p.line, p.sample_id) for p in result.problems] == [(2, "nobox"), (3, "nullbox")]
+    assert all("must be explicit" in p.message and '"boxes": [] for a negative' in p.message for p in result.problems)

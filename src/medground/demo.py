@@ -4,7 +4,9 @@ phantom data -> tiny model (Qwen2.5-VL, or ``--family``) -> SFT warm start (the 
 only, ``sft_tasks``) -> GRPO on every training query (format + IoU + semantic, the
 semantic encoder fitted by ``medground semantic fit``) -> greedy evaluation of the SFT
 and the GRPO model on the held-out test split, overall, per query type and per
-category.  Writes to ``DIR``:
+category.  The open-set recipe (``configs/demo_open_cpu.yaml``: ``negative_frac``,
+``multi_frac``) adds negative and multi-target queries and reports specificity, set F1
+and single-target accuracy per target kind.  Writes to ``DIR``:
 
 * ``report.json`` — ``{"sft": {...}, "grpo": {...}, "config": ..., "seconds": ...,
   "seconds_total": ..., "stages": {...}, "peak_rss_mb": ...}`` (metrics from
@@ -47,6 +49,7 @@ STAGES = ("data", "model", "semantic", "sft", "grpo", "evaluate")
 
 DEFAULT_RECIPE = Path(__file__).resolve().parent / "configs" / "demo_cpu.yaml"
 PHANTOM_TASKS = ("explicit", "implicit")  # query types of the phantom data (sample meta.task)
+TARGET_KINDS = ("negative", "single", "multi")  # what a sample's boxes say (Sample.kind)
 
 
 @dataclass
@@ -67,12 +70,22 @@ class DemoConfig:
     images: int = field(default=600, metadata={"help": "Phantom images (2-4 findings each, one sample per finding)."})
     size: int = field(default=112, metadata={"help": "Image side in pixels."})
     implicit_frac: float = field(default=0.3, metadata={"help": "Share of implicit clinical questions."})
+    negative_frac: float = field(default=0.0, metadata={
+        "help": "Expected share of negative queries in the phantom data (boxes: []; 0: none, the closed-set demo)."})
+    multi_frac: float = field(default=0.0, metadata={
+        "help": "Expected share of multi-target queries in the phantom data (every box; 0: none)."})
     val_frac: float = field(default=0.1, metadata={"help": "Share of the images in the validation split."})
     test_frac: float = field(default=0.1, metadata={"help": "Share of the images in the test split."})
     exclude_categories: list[str] = field(default_factory=list, metadata={
         "help": "Finding categories left out as targets of every split (still drawn; named in the report)."})
     sft_tasks: list[str] = field(default_factory=list, metadata={
         "help": "Query types (explicit, implicit) the SFT warm start sees; []: all.  GRPO sees all."})
+    sft_kinds: list[str] = field(default_factory=list, metadata={
+        "help": "Target kinds (negative, single, multi) the SFT warm start sees; []: all.  GRPO sees all."})
+    sft_repeat: dict[str, int] = field(default_factory=dict, metadata={
+        "help": "Copies of each target kind in the SFT warm start (e.g. {negative: 3}); a kind not named: 1."})
+    grpo_repeat: dict[str, int] = field(default_factory=dict, metadata={
+        "help": "Copies of each target kind among the GRPO prompts (e.g. {negative: 2}); a kind not named: 1."})
     family: str = field(default="qwen2.5-vl", metadata={
         "help": "Model family of the tiny model (medground model families)."})
     tiny: dict[str, Any] = field(default_factory=dict, metadata={
@@ -103,6 +116,10 @@ class DemoConfig:
         check_range(self, "images", "eval_batch_size", "max_new_tokens", low=1)
         check_range(self, "size", low=28)
         check_range(self, "implicit_frac", low=0, high=1)
+        check_range(self, "negative_frac", "multi_frac", low=0, high=1, high_open=True)
+        if self.negative_frac + self.multi_frac >= 1:
+            raise ConfigError(("negative_frac", "multi_frac"), f"leave no single-target query ({self.negative_frac} + "
+                                                               f"{self.multi_frac} >= 1)")
         check_range(self, "val_frac", "test_frac", low=0, high=1, high_open=True)
         if self.val_frac + self.test_frac >= 1:
             raise ConfigError(("val_frac", "test_frac"), f"leave no training images ({self.val_frac} + "
@@ -112,6 +129,15 @@ class DemoConfig:
         if bad:
             raise ConfigError("sft_tasks", f"unknown query type(s) {', '.join(bad)}; choose from "
                                            f"{', '.join(PHANTOM_TASKS)}")
+        bad = sorted(set(self.sft_kinds) - set(TARGET_KINDS))
+        if bad:
+            raise ConfigError("sft_kinds", f"unknown target kind(s) {', '.join(bad)}; choose from "
+                                           f"{', '.join(TARGET_KINDS)}")
+        for name in ("sft_repeat", "grpo_repeat"):
+            repeat = getattr(self, name)
+            if set(repeat) - set(TARGET_KINDS) or any(not isinstance(v, int) or v < 1 for v in repeat.values()):
+                raise ConfigError(name, f"must map target kinds ({', '.join(TARGET_KINDS)}) to copies >= 1; "
+                                        f"got {repeat}")
         try:
             self.family = get_family(self.family).name
         except MedgroundError as exc:
@@ -276,8 +302,13 @@ def files_fingerprint(*paths: Path) -> str:
 
 
 def phantom_settings(cfg: DemoConfig) -> dict:
-    return {"seed": cfg.seed, "n_images": cfg.images, "size": cfg.size, "implicit_frac": cfg.implicit_frac,
-            "val_frac": cfg.val_frac, "test_frac": cfg.test_frac}
+    """What the phantom data is made with; the open-set rates only when not 0 (a closed-set run's
+    record is the one it always was)."""
+    settings = {"seed": cfg.seed, "n_images": cfg.images, "size": cfg.size, "implicit_frac": cfg.implicit_frac,
+                "val_frac": cfg.val_frac, "test_frac": cfg.test_frac}
+    if cfg.negative_frac or cfg.multi_frac:
+        settings.update(negative_frac=cfg.negative_frac, multi_frac=cfg.multi_frac)
+    return settings
 
 
 def make_data(cfg: DemoConfig, out: Path, stages: dict) -> Path:
@@ -290,7 +321,8 @@ def make_data(cfg: DemoConfig, out: Path, stages: dict) -> Path:
         return root
     _log(f"data: {cfg.images} phantom images of {cfg.size} px")
     generate_phantom_dataset(root, n=cfg.images, seed=cfg.seed, size=cfg.size, val_frac=cfg.val_frac,
-                             test_frac=cfg.test_frac, implicit_frac=cfg.implicit_frac)
+                             test_frac=cfg.test_frac, implicit_frac=cfg.implicit_frac,
+                             negative_frac=cfg.negative_frac, multi_frac=cfg.multi_frac)
     stage.done()
     return root
 
@@ -316,13 +348,16 @@ def select_categories(cfg: DemoConfig, data: Path, out: Path) -> Path:
 def tiny_config(cfg: DemoConfig):
     """The :class:`~medground.models.tiny.TinyConfig` of the demo's model: pixel limits of a
     square of ``size`` rounded up to whole image tokens of the family (112 px for
-    Qwen2.5-VL's 28)."""
+    Qwen2.5-VL's 28); with negative or multi-target queries the tokenizer learns the
+    open-set queries too (``open_set``)."""
     from .models.families import get_family
     from .models.tiny import TinyConfig
 
     fam = get_family(cfg.family)
     side = -(-cfg.size // fam.image_factor) * fam.image_factor
-    return load_config(TinyConfig, values={"template": cfg.template, "max_pixels": side * side, **cfg.tiny})
+    open_set = bool(cfg.negative_frac or cfg.multi_frac)
+    return load_config(TinyConfig, values={"template": cfg.template, "max_pixels": side * side, "open_set": open_set,
+                                           **cfg.tiny})
 
 
 def make_model(cfg: DemoConfig, out: Path, stages: dict) -> Path:
@@ -331,14 +366,17 @@ def make_model(cfg: DemoConfig, out: Path, stages: dict) -> Path:
 
     path = out / "tiny"
     tiny = tiny_config(cfg)
-    stage = stages["model"] = Stage(out, "model", {"seed": cfg.seed, "family": cfg.family,
-                                                        "tiny": dataclasses.asdict(tiny)}, [path],
+    settings = dataclasses.asdict(tiny)
+    if not settings["open_set"]:  # the closed-set tokenizer of every earlier run: its record stays the same
+        del settings["open_set"]
+    stage = stages["model"] = Stage(out, "model", {"seed": cfg.seed, "family": cfg.family, "tiny": settings}, [path],
                                     [path / "config.json"])
     if stage.begin():
         _log(f"model: {path} already built")
         return path
     fam = get_family(cfg.family)
-    _log(f"model: tiny {fam.title or fam.name} ({tiny.hidden_size}-d, {tiny.num_hidden_layers} layers)")
+    _log(f"model: tiny {fam.title or fam.name} ({tiny.hidden_size}-d, {tiny.num_hidden_layers} layers"
+         + (", open-set tokenizer" if tiny.open_set else "") + ")")
     build_tiny_model(path, seed=cfg.seed, config=tiny, family=fam.name)
     stage.done()
     return path
@@ -401,7 +439,8 @@ def run_sft_stage(cfg: DemoConfig, out: Path, model: Path, data: Path, stages: d
 
     run = out / "sft"
     final = run / "final"
-    scfg = sft_run_config(cfg, run, model, data, sft_train_file(cfg, data) if cfg.sft_tasks else None)
+    subset = cfg.sft_tasks or cfg.sft_kinds or cfg.sft_repeat
+    scfg = sft_run_config(cfg, run, model, data, sft_train_file(cfg, data) if subset else None)
     settings = {"run": to_dict(scfg), "after": _after(stages, "model"),
                 "data": files_fingerprint(Path(scfg.data.train), data / "val.jsonl")}
     stage = stages["sft"] = Stage(out, "sft", settings, [run], [final / "medground.json"])
@@ -415,17 +454,23 @@ def run_sft_stage(cfg: DemoConfig, out: Path, model: Path, data: Path, stages: d
 
 
 def sft_train_file(cfg: DemoConfig, data: Path) -> Path:
-    """The training samples whose query type (``meta.task``) is in ``cfg.sft_tasks``,
-    written to ``data/train_sft.jsonl``: the warm start sees only these, GRPO sees all."""
+    """The training samples whose query type (``meta.task``) is in ``cfg.sft_tasks`` and
+    whose target kind is in ``cfg.sft_kinds`` (an empty list: any), each written
+    ``cfg.sft_repeat[kind]`` times (default once) to ``data/train_sft.jsonl``: the warm start
+    sees only these, GRPO sees all."""
     from .data.schema import read_jsonl, write_jsonl
 
-    tasks = set(cfg.sft_tasks)
-    kept = [s for s in read_jsonl(data / "train.jsonl") if (s.meta or {}).get("task") in tasks]
+    tasks, kinds = set(cfg.sft_tasks or PHANTOM_TASKS), set(cfg.sft_kinds or TARGET_KINDS)
+    kept = [copy for s in read_jsonl(data / "train.jsonl") if (s.meta or {}).get("task") in tasks and s.kind in kinds
+            for copy in [s] * cfg.sft_repeat.get(s.kind, 1)]
     if not kept:
-        raise MedgroundError(f"demo: no training sample has a query type in sft_tasks={cfg.sft_tasks}")
+        raise MedgroundError(f"demo: no training sample has a query type in sft_tasks={cfg.sft_tasks} and a "
+                             f"target kind in sft_kinds={cfg.sft_kinds}")
     path = data / "train_sft.jsonl"
     write_jsonl(kept, path)
-    _log(f"sft: warm start on the {', '.join(cfg.sft_tasks)} queries only ({len(kept)} samples) -> {path}")
+    what = " and ".join(x for x in (", ".join(cfg.sft_tasks), ", ".join(cfg.sft_kinds)) if x) or "every"
+    repeat = "".join(f", {k} x{n}" for k, n in sorted(cfg.sft_repeat.items()))
+    _log(f"sft: warm start on the {what} queries ({len(kept)} samples{repeat}) -> {path}")
     return path
 
 
@@ -433,11 +478,23 @@ def grpo_run_config(cfg: DemoConfig, out: Path, model: Path, data: Path, encoder
     from .train.config import GRPORunConfig, RewardTerm, parse_rewards
 
     values = _train_values(cfg.grpo, model=model, data=data, out=out, template=cfg.template, seed=cfg.seed)
+    if cfg.grpo_repeat:
+        values["data"]["train"] = str(repeated_file(data / "train.jsonl", data / "train_grpo.jsonl", cfg.grpo_repeat))
     rewards = [r for r in parse_rewards(values.pop("rewards", None) or "format,iou") if r.name != "semantic"]
     if encoder is not None:
         rewards.append(RewardTerm("semantic", cfg.semantic_weight, {"encoder": str(encoder)}))
     values["rewards"] = rewards
     return load_config(GRPORunConfig, values=values)
+
+
+def repeated_file(src: Path, dst: Path, repeat: dict[str, int]) -> Path:
+    """``src`` with every sample of target kind ``k`` written ``repeat[k]`` times (default once) to ``dst``."""
+    from .data.schema import read_jsonl, write_jsonl
+
+    samples = [copy for s in read_jsonl(src) for copy in [s] * repeat.get(s.kind, 1)]
+    write_jsonl(samples, dst)
+    _log(f"grpo: {len(samples)} prompts ({', '.join(f'{k} x{n}' for k, n in sorted(repeat.items()))}) -> {dst}")
+    return dst
 
 
 def run_grpo_stage(cfg: DemoConfig, out: Path, sft_final: Path, data: Path, encoder: Path | None,
@@ -449,7 +506,7 @@ def run_grpo_stage(cfg: DemoConfig, out: Path, sft_final: Path, data: Path, enco
     final = run / "final"
     gcfg = grpo_run_config(cfg, run, sft_final, data, encoder)
     settings = {"run": to_dict(gcfg), "after": _after(stages, "sft", "encoder"),
-                "data": files_fingerprint(data / "train.jsonl", data / "val.jsonl")}
+                "data": files_fingerprint(Path(gcfg.data.train), data / "val.jsonl")}
     stage = stages["grpo"] = Stage(out, "grpo", settings, [run], [final / "medground.json"])
     if stage.begin():
         _log(f"grpo: {final} already trained")
@@ -525,21 +582,32 @@ def write_overlays(out: Path, data: Path, k: int) -> list[str]:
         img = load_image(s.image)
         for name, table in preds.items():
             rec = table.get(s.id) or {}
-            box = (rec.get("boxes") or [])[:1]  # [] when the answer had no box: said so in the legend
-            ov = draw_overlay(img, pred_box=box, gt_box=s.boxes[0] if s.boxes else None,
-                              title=f"{name}: {s.query}")
+            # [] when the answer had no box: said so in the legend
+            if s.kind == "single":  # the primary answer box
+                box, truth = (rec.get("boxes") or [])[:1], s.boxes[0]
+            else:  # a negative or a multi-target query: every box (none for a right negative)
+                box, truth = rec.get("boxes") or [], s.boxes or None
+            ov = draw_overlay(img, pred_box=box, gt_box=truth, title=f"{name}: {s.query}")
             path = odir / f"{s.id}_{name}.png"
             ov.save(path)
             written.append(str(path.relative_to(out)))
     return written
 
 
+#: Open-set figures kept in report.json (per target kind too).
+OPEN_KEYS = ("specificity", "fpr", "sensitivity", "f1", "precision", "recall", "matched_iou", "sample_f1",
+             "center_acc", "laterality_error", "n_negative", "n_single", "n_multi")
+
+
 def _metrics(report: dict) -> dict:
     keep = ("n", "miou", "acc@0.3", "acc@0.5", "acc@0.7", "n_unparseable", "ci")
     out = {k: report[k] for k in keep if k in report}
-    for group in ("per_category", "per_task"):
-        if group in report:
-            out[group] = {c: {k: v.get(k) for k in ("n", "miou", "acc@0.5")} for c, v in report[group].items()}
+    if report.get("n_negative") or report.get("n_multi"):
+        out.update({k: report[k] for k in OPEN_KEYS if k in report})
+    for group in ("per_category", "per_task", "per_kind"):
+        if group in report and (group != "per_kind" or "specificity" in out or "f1" in out):
+            keys = ("n", "miou", "acc@0.5") + (("specificity", "f1", "sample_f1") if "sample_f1" in out else ())
+            out[group] = {c: {k: v.get(k) for k in keys} for c, v in report[group].items()}
     return out
 
 
@@ -564,29 +632,51 @@ def format_markdown(r: dict) -> str:
                      f"{m.get('acc@0.7', 0):.1f} | {ci_txt} |")
     lines += ["", f"GRPO − SFT: Acc@0.5 {g.get('acc@0.5', 0) - s.get('acc@0.5', 0):+.1f} points, "
               f"mIoU {g.get('miou', 0) - s.get('miou', 0):+.1f} points.", ""]
+    open_set = "sample_f1" in s and "sample_f1" in g
+    if open_set:
+        lines += open_set_lines(s, g)
     sft_tasks = r["config"].get("sft_tasks")
     if sft_tasks:
         lines += [f"The SFT warm start saw only the {' and '.join(sft_tasks)} queries of the training split; "
                   "GRPO saw all of them (rewarded on the box alone).", ""]
+    sft_kinds = r["config"].get("sft_kinds")
+    if sft_kinds:
+        lines += [f"The SFT warm start saw only the {', '.join(sft_kinds)} target kinds; GRPO saw every kind.", ""]
+    for stage, name in (("sft_repeat", "The SFT warm start"), ("grpo_repeat", "GRPO")):
+        repeat = r["config"].get(stage)
+        if repeat:
+            lines += [f"{name} saw " + ", ".join(f"every {k} sample {n} times" for k, n in sorted(repeat.items())) + ".",
+                      ""]
     excluded = r["config"].get("exclude_categories")
     if excluded:
         lines += [f"Targets left out of every split (still drawn in the images as distractors): {', '.join(excluded)} "
                   "(`exclude_categories`).", ""]
-    for group, title in (("per_task", "query type"), ("per_category", "category")):
+    groups = (("per_kind", "target"), ("per_task", "query type"), ("per_category", "category"))
+    for group, title in groups:
         names = sorted(set(s.get(group, {})) | set(g.get(group, {})))
-        if names:
+        if not names:
+            continue
+        if open_set:
+            lines += [f"| {title} | n | SFT Acc@0.5 | GRPO Acc@0.5 | SFT F1 | GRPO F1 |", "|---|---|---|---|---|---|"]
+        else:
             lines += [f"| {title} | n | SFT Acc@0.5 | GRPO Acc@0.5 |", "|---|---|---|---|"]
-            for c in names:
-                a, b = s.get(group, {}).get(c, {}), g.get(group, {}).get(c, {})
-                lines.append(f"| {c} | {a.get('n', b.get('n'))} | {a.get('acc@0.5', 0):.1f} | {b.get('acc@0.5', 0):.1f} |")
-            lines.append("")
+        for c in names:
+            a, b = s.get(group, {}).get(c, {}), g.get(group, {}).get(c, {})
+            row = f"| {c} | {a.get('n', b.get('n'))} | {_pct(a.get('acc@0.5'))} | {_pct(b.get('acc@0.5'))} |"
+            if open_set:
+                row += f" {_pct(a.get('sample_f1'))} | {_pct(b.get('sample_f1'))} |"
+            lines.append(row)
+        lines.append("")
     for name in ("sft", "grpo"):
         curve = r.get("curves", {}).get(name) or []
         if curve:
+            extra = [k for k in ("val/specificity", "val/f1_multi", "val/sample_f1") if any(k in p for p in curve)]
             lines += [f"Validation during {name.upper()} (greedy, {name} run):", "",
-                      "| step | val mIoU | val Acc@0.5 |", "|---|---|---|"]
+                      "| step | val mIoU | val Acc@0.5 |" + "".join(f" {k} |" for k in extra),
+                      "|---|---|---|" + "---|" * len(extra)]
             for p in curve:
-                lines.append(f"| {p['step']} | {100 * p.get('val/miou', 0):.1f} | {100 * p.get('val/acc@0.5', 0):.1f} |")
+                lines.append(f"| {p['step']} | {100 * p.get('val/miou', 0):.1f} | {100 * p.get('val/acc@0.5', 0):.1f} |"
+                             + "".join(f" {_pct(100 * p[k] if k in p else None)} |" for k in extra))
             lines.append("")
     lines += ["![SFT](sft_curves.png)", "", "![GRPO](grpo_curves.png)", ""]
     if r.get("overlays"):
@@ -609,6 +699,33 @@ def _family_title(name: str | None) -> str:
 
     fam = get_family(name or "qwen2.5-vl")
     return fam.title or fam.name
+
+
+def open_set_lines(s: dict, g: dict) -> list[str]:
+    """The open-set table of report.md: single-target accuracy, specificity, multi-target F1."""
+    def single(m):
+        return (m.get("per_kind") or {}).get("single", {})
+
+    rows = [("SFT warm start", s), ("SFT + GRPO", g)]
+    lines = ["Zero, one or many targets (mIoU and Acc@t above are over the samples with a target, first answer box):",
+             "", f"| model | single-target Acc@0.5 (n={single(s).get('n', 0)}) | specificity on negatives "
+             f"(n={s.get('n_negative', 0)}) | FPR | multi-target F1 (n={s.get('n_multi', 0)}) | F1, every sample |",
+             "|---|---|---|---|---|---|"]
+    for name, m in rows:
+        lines.append(f"| {name} | {_pct(single(m).get('acc@0.5'))} | {_pct(m.get('specificity'))} | "
+                     f"{_pct(m.get('fpr'))} | {_pct(m.get('f1'))} | {_pct(m.get('sample_f1'))} |")
+
+    def gain(key, get=lambda m, k: m.get(k)):
+        a, b = get(s, key), get(g, key)
+        return "–" if a is None or b is None else f"{b - a:+.1f}"
+
+    lines += ["", f"GRPO − SFT: specificity {gain('specificity')}, multi-target F1 {gain('f1')}, single-target "
+              f"Acc@0.5 {gain('acc@0.5', lambda m, k: single(m).get(k))} points.", ""]
+    return lines
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{v:.1f}"
 
 
 def run_demo(out, config: DemoConfig | None = None) -> dict:
@@ -649,4 +766,7 @@ def run_demo(out, config: DemoConfig | None = None) -> dict:
          + (f", reusing {', '.join(reused)}" if reused else "") + f"): SFT Acc@0.5 "
          f"{result['sft'].get('acc@0.5', 0):.1f} -> GRPO {result['grpo'].get('acc@0.5', 0):.1f} "
          f"(report: {out / 'report.md'})")
+    if "sample_f1" in result["grpo"]:
+        _log("open set: specificity {} -> {}, multi-target F1 {} -> {}".format(
+            *(_pct(result[m].get(k)) for k in ("specificity", "f1") for m in ("sft", "grpo"))))
     return result

@@ -20,6 +20,8 @@ scores 0 and never raises.
 from __future__ import annotations
 
 import functools
+import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -150,6 +152,136 @@ def _valid(boxes: np.ndarray) -> np.ndarray:
     w = boxes[..., 2] - boxes[..., 0]
     h = boxes[..., 3] - boxes[..., 1]
     return np.isfinite(boxes).all(axis=-1) & (w > 0) & (h > 0) & (w * h > 0)
+
+
+# --------------------------------------------------------------------------- box sets
+
+#: IoU at or above which a predicted box counts as a match of a true box in the set metrics
+#: (COCO's ``>=``; Acc@t keeps the published ``IoU > t``).
+SET_IOU = 0.5
+
+
+@dataclass(frozen=True)
+class BoxSetScore:
+    """How a set of ``n_pred`` predicted boxes answers ``n_true`` true boxes after one-to-one
+    matching (:func:`match_boxes`): ``pairs`` ``(pred, true)`` with their ``ious``, ``tp`` the
+    pairs with IoU >= ``threshold``.
+
+    * ``precision = tp / n_pred`` and ``recall = tp / n_true`` (0 when the denominator is 0);
+    * ``f1 = 2 tp / (n_pred + n_true)``: 1.0 when both sets are empty (a negative answered
+      with no box);
+    * ``matched_iou = sum(ious) / max(n_pred, n_true)``: the mean IoU over matched pairs with
+      every unmatched box, on either side, counting 0 (1.0 when both sets are empty).
+    """
+
+    n_pred: int
+    n_true: int
+    pairs: tuple[tuple[int, int], ...]
+    ious: tuple[float, ...]
+    threshold: float = SET_IOU
+
+    @property
+    def tp(self) -> int:
+        return sum(1 for v in self.ious if v >= self.threshold)
+
+    @property
+    def precision(self) -> float:
+        return self.tp / self.n_pred if self.n_pred else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / self.n_true if self.n_true else 0.0
+
+    @property
+    def f1(self) -> float:
+        total = self.n_pred + self.n_true
+        return 2 * self.tp / total if total else 1.0
+
+    @property
+    def matched_iou(self) -> float:
+        most = max(self.n_pred, self.n_true)
+        return float(sum(self.ious)) / most if most else 1.0
+
+
+def match_boxes(pred, true, threshold: float = SET_IOU, variant: str = "standard") -> BoxSetScore:
+    """Match predicted to true ``xyxy`` boxes one to one: the Hungarian algorithm
+    (``scipy.optimize.linear_sum_assignment``) on the ``(P, G)`` IoU matrix, maximising the
+    summed IoU; ``min(P, G)`` pairs (a pair may have IoU 0).  Either set may be empty.
+
+    Args:
+        pred (Tensor[P, 4] | ndarray): predicted boxes.
+        true (Tensor[G, 4] | ndarray): true boxes.
+        threshold (float): IoU at or above which a pair is a true positive.
+        variant (str): IoU formula, as in :func:`box_iou`.
+
+    Returns:
+        BoxSetScore: the pairs and their IoU, with precision, recall, F1 and matched IoU.
+
+    >>> s = match_boxes([[0, 0, 10, 10], [20, 0, 30, 10], [50, 50, 60, 60]], [[20, 0, 30, 10], [0, 0, 10, 20]])
+    >>> s.pairs, s.ious, s.tp, round(s.f1, 3), round(s.matched_iou, 3)
+    (((0, 1), (1, 0)), (0.5, 1.0), 2, 0.8, 0.5)
+    >>> match_boxes([], []).f1, match_boxes([[0, 0, 1, 1]], []).f1
+    (1.0, 0.0)
+    """
+    p, g = as_boxes(pred), as_boxes(true)
+    if not len(p) or not len(g):
+        return BoxSetScore(len(p), len(g), (), (), float(threshold))
+    from scipy.optimize import linear_sum_assignment
+
+    iou = box_iou_matrix(p, g, variant=variant)
+    rows, cols = linear_sum_assignment(iou, maximize=True)
+    order = np.argsort(rows, kind="stable")
+    pairs = tuple((int(rows[k]), int(cols[k])) for k in order)
+    return BoxSetScore(len(p), len(g), pairs, tuple(float(iou[i, j]) for i, j in pairs), float(threshold))
+
+
+def centers_inside(pred, true) -> np.ndarray:
+    """``(P, G)`` bool: the centre of predicted box ``i`` lies inside true box ``j`` (borders
+    included) — lmms-eval's Center-Acc test.
+
+    >>> centers_inside([[0, 0, 10, 10], [8, 8, 30, 30]], [[4, 4, 20, 20]]).tolist()
+    [[True], [True]]
+    """
+    p, g = as_boxes(pred), as_boxes(true)
+    cx = (p[:, 0] + p[:, 2])[:, None] / 2
+    cy = (p[:, 1] + p[:, 3])[:, None] / 2
+    return (cx >= g[None, :, 0]) & (cx <= g[None, :, 2]) & (cy >= g[None, :, 1]) & (cy <= g[None, :, 3])
+
+
+# --------------------------------------------------------------------------- laterality
+
+SIDE_WORD_RE = re.compile(r"\b(left|right)\b", re.IGNORECASE)
+BOTH_SIDES_RE = re.compile(r"\b(bilateral(ly)?|both)\b", re.IGNORECASE)
+
+
+def query_side(text: str | None) -> str | None:
+    """The patient side a phrase names (``"left"`` / ``"right"``), or None when it names
+    neither, both (``"left and right"``) or says ``bilateral`` / ``both``.
+
+    >>> query_side("small Left apical pneumothorax"), query_side("bilateral effusions"), query_side("the heart")
+    ('left', None, None)
+    """
+    if not text or BOTH_SIDES_RE.search(text):
+        return None
+    sides = {m.group(1).lower() for m in SIDE_WORD_RE.finditer(text)}
+    return sides.pop() if len(sides) == 1 else None
+
+
+def wrong_side(boxes, side: str, width: float) -> bool:
+    """Whether any box's centre lies on the wrong half of an image ``width`` pixels wide for
+    the patient ``side``, radiological convention (the patient's left is on the image's
+    right): ``left`` is wrong left of the midline, ``right`` is wrong right of it (a centre on
+    the midline is on neither side).
+
+    >>> wrong_side([[10, 0, 30, 10]], "left", 100), wrong_side([[60, 0, 90, 10]], "left", 100)
+    (True, False)
+    """
+    b = as_boxes(boxes)
+    if not len(b) or side not in ("left", "right"):
+        return False
+    cx = (b[:, 0] + b[:, 2]) / 2
+    mid = float(width) / 2
+    return bool((cx < mid).any() if side == "left" else (cx > mid).any())
 
 
 # --------------------------------------------------------------------------- discs

@@ -11,14 +11,20 @@ It understands what grounding models actually write:
   stripped by decoding), InternVL's ``<ref>…</ref><box>[[x1, y1, x2, y2], …]</box>``,
   Gemma 3 / MedGemma's ``{"box_2d": [y1, x1, y2, x2]}`` (numbers as written: the family's
   frame says they are y-first), LLaVA-OneVision's ``[0.12, 0.3, 0.5, 0.71]``,
-* boxes cited inside ``<think>`` (Chain-of-Box).
+* boxes cited inside ``<think>`` (Chain-of-Box),
+* an explicit empty answer — ``[]``, ``{"bbox_2d": []}``, ``{"bbox": null}`` — meaning
+  "not in this image" (:attr:`Parsed.empty`), told apart from an answer in which no box
+  could be read ("none", prose, a malformed box).
 
+Every box of a multi-box answer is returned, in order, in every syntax above.
 Coordinates are returned as written, in the model's frame; mapping to original pixels
 is :mod:`medground.geometry`'s job.
 
 >>> p = parse_completion('<think>left apex [10, 20, 50, 60]</think><answer>{"bbox_2d": [12, 22, 48, 58]}</answer>')
 >>> p.boxes, p.think_boxes, p.well_formed
 ([[12.0, 22.0, 48.0, 58.0]], [[10.0, 20.0, 50.0, 60.0]], True)
+>>> [(q.boxes, q.empty) for q in map(parse_completion, ["<answer>[]</answer>", "<answer>none found</answer>"])]
+[([], True), ([], False)]
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ class Parsed:
     has_think: bool = False
     has_answer: bool = False
     well_formed: bool = False
+    empty: bool = False  # an explicit empty answer ("[]", {"bbox_2d": []}, {"bbox": null}): no target
 
     @property
     def box(self) -> list[float] | None:
@@ -324,6 +331,34 @@ def extract_boxes(text: str) -> tuple[list[list[float]], list[list[list[float]]]
     return boxes, points, objects
 
 
+def _empty_value(obj, depth: int = 0) -> bool:
+    """A decoded value that says "no box": ``[]``, a box key holding ``[]`` / ``None``, or a
+    list of only such values."""
+    if depth > 3:
+        return False
+    if isinstance(obj, (list, tuple)):
+        return all(_empty_value(v, depth + 1) for v in obj)  # [] is empty; [[]] and [{"bbox": null}] too
+    if isinstance(obj, dict):
+        lowered = {str(k).lower(): v for k, v in obj.items()}
+        found = [k for k in BOX_KEYS if k in lowered]
+        return bool(found) and lowered[found[0]] in (None, [], ())
+    return False
+
+
+def is_empty_answer(answer: str, objects: list | None = None) -> bool:
+    """Whether an answer text with no box in it is an *explicit* empty answer: one of its
+    decoded JSON values (``objects``, as :func:`extract_boxes` returns them) says "no box" —
+    ``[]``, ``{"bbox_2d": []}``, ``{"bbox": null}``, ``[{"bbox_2d": []}]``.  Prose ("none",
+    "nothing found") is not: such an answer is unparseable.
+
+    >>> is_empty_answer('{"bbox": null}'), is_empty_answer("[{'bbox_2d': []}]"), is_empty_answer("none")
+    (True, True, False)
+    """
+    if objects is None:
+        objects = extract_boxes(answer)[2]
+    return any(_empty_value(o) for o in objects)
+
+
 def parse_completion(text) -> Parsed:
     """Parse a completion (a string, or TRL's ``[{"role": ..., "content": ...}]``)."""
     try:
@@ -389,6 +424,7 @@ def _parse(text: str) -> Parsed:
     else:
         source = text
     p.boxes, p.points, p.objects = extract_boxes(source)
+    p.empty = not p.boxes and is_empty_answer(source, p.objects)
     if p.think:
         p.think_boxes = _bare_boxes(p.think)
     return p

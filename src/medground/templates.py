@@ -3,7 +3,9 @@
 Each template renders the user prompt for one query and states the coordinate frame
 it asks for, filled from the policy's :class:`~medground.geometry.Frame` and the
 image size.  :meth:`Template.teacher` writes the completion a perfect model would
-give (for SFT warm starts), coordinates already in the model's frame.
+give (for SFT warm starts), coordinates already in the model's frame, for one target,
+several (a multi-target phrase: every box) or none (a negative: the template's
+``empty_answer``).
 
 =====================  ==============================================================
 ``r1``                 MedGround-R1 / VLM-R1 question template (``state_frame=False``
@@ -13,14 +15,27 @@ give (for SFT warm starts), coordinates already in the model's frame.
 ``medreasoner``        MedReasoner: ``<think>`` then a JSON answer with ``bbox``,
                        ``points_1`` and ``points_2``.
 ``medreasoner_nothink`` the same answer without reasoning.
+``r1_open``            open-set grounding (zero, one or many targets): the R1 question
+                       asks for *every* region; the answer is a JSON list of boxes
+                       ``[[x1, y1, x2, y2], ...]``, ``[]`` when the image does not show it.
 =====================  ==============================================================
+
+Answers for zero and several targets, per template (:meth:`Template.answer_boxes`):
+
+=========================================  ===================  ====================================
+template                                   no target            several targets
+=========================================  ===================  ====================================
+``r1``, ``chain_of_box``                   ``[]``               ``[{"bbox_2d": [...]}, ...]``
+``medreasoner``, ``medreasoner_nothink``   ``{"bbox": null}``   ``[{"bbox": [...]}, ...]`` (no points)
+``r1_open``                                ``[]``               ``[[...], [...]]`` (one box: ``[[...]]``)
+=========================================  ===================  ====================================
 
 Templates live in :data:`REGISTRY` (a :class:`medground.registry.Registry`); adding one
 is one :func:`register` call.  :data:`TEMPLATES` is a read-only ``name -> Template``
 view of it, and an unknown name gets a close-match suggestion:
 
 >>> sorted(TEMPLATES)
-['chain_of_box', 'medreasoner', 'medreasoner_nothink', 'r1']
+['chain_of_box', 'medreasoner', 'medreasoner_nothink', 'r1', 'r1_open']
 >>> get_template("chain_of_boxes")
 Traceback (most recent call last):
   ...
@@ -36,7 +51,7 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from .geometry import Frame
+from .geometry import Frame, as_boxes
 from .registry import Registry
 
 #: name -> :class:`Template`.
@@ -65,6 +80,12 @@ MEDREASONER_SUFFIX = (
     ' <think> thinking process here </think><answer>{{"bbox": [x1, y1, x2, y2], "points_1": [x, y],'
     ' "points_2": [x, y]}}</answer>'
 )
+R1_OPEN_QUESTION = "Please provide the bounding box coordinates of every region this sentence describes: {query}."
+R1_OPEN_SUFFIX = (
+    " First output the thinking process in <think> </think> tags and then output the final answer in"
+    " <answer> </answer> tags. Output the final answer as a JSON list with one [x1, y1, x2, y2] box per region,"
+    " or [] if the image does not show it."
+)
 MEDREASONER_NOTHINK_SUFFIX = (
     " Output the final answer in <answer> </answer> tags only, without reasoning: one JSON object with the"
     ' bounding box and two points inside the region, i.e. <answer>{{"bbox": [x1, y1, x2, y2], "points_1": [x, y],'
@@ -79,15 +100,23 @@ def _fmt(values, digits: int = 0) -> str:
     return "[" + ", ".join(str(int(round(float(v)))) for v in values) + "]"
 
 
+def _box_list(boxes) -> list:
+    """Target boxes as a list of 4-number rows: ``None`` / ``[]`` -> ``[]``; one box -> ``[box]``."""
+    if boxes is None:
+        return []
+    return list(as_boxes(boxes))
+
+
 @dataclass(frozen=True)
 class Template:
     name: str
     question: str
     suffix: str
     description: str
-    answer_kind: str = "bbox_2d"  # "bbox_2d" | "medreasoner"
+    answer_kind: str = "bbox_2d"  # "bbox_2d" | "medreasoner" | "list"
     think: bool = True
     system: str | None = None
+    empty_answer: str = "[]"  # the answer for no target (a negative)
 
     def render(self, query: str, frame: Frame | str, width: float, height: float, *, state_frame: bool = True) -> str:
         """The user prompt for ``query`` on an image of original size ``width × height``."""
@@ -105,26 +134,58 @@ class Template:
                 obj["points_1"] = json.loads(_fmt(points[0], digits))
                 obj["points_2"] = json.loads(_fmt(points[1], digits))
             return json.dumps(obj)
+        if self.answer_kind == "list":
+            return "[" + _fmt(box, digits) + "]"
         return json.dumps({"bbox_2d": json.loads(_fmt(box, digits))})
+
+    def answer_boxes(self, boxes, points=None, *, digits: int = 0) -> str:
+        """The answer for zero, one or several target ``boxes`` (model frame): the template's
+        ``empty_answer`` for none, :meth:`answer_json` for one, a JSON list for several
+        (key points only go with a single target); integers or ``digits`` decimals.
+
+        >>> get_template("r1").answer_boxes([[1, 2, 3, 4], [5, 6, 7, 8]])
+        '[{"bbox_2d": [1, 2, 3, 4]}, {"bbox_2d": [5, 6, 7, 8]}]'
+        >>> get_template("medreasoner").answer_boxes([]), get_template("r1_open").answer_boxes([[1, 2, 3, 4]])
+        ('{"bbox": null}', '[[1, 2, 3, 4]]')
+        """
+        boxes = _box_list(boxes)
+        if not boxes:
+            return self.empty_answer
+        if len(boxes) == 1:
+            return self.answer_json(boxes[0], points, digits=digits)
+        if self.answer_kind == "list":
+            return "[" + ", ".join(_fmt(b, digits) for b in boxes) + "]"
+        key = "bbox" if self.answer_kind == "medreasoner" else "bbox_2d"
+        return json.dumps([{key: json.loads(_fmt(b, digits))} for b in boxes])
 
     def teacher(self, query: str, box, points=None, *, region: str | None = None, context: list | None = None,
                 digits: int = 0) -> str:
         """A perfect completion: reasoning (citing boxes for Chain-of-Box) and the answer.
 
-        ``box``/``points`` are in the model's frame, written as integers or with
-        ``digits`` decimals.  ``region`` names the target (defaults to the query);
-        ``context`` is an optional list of ``(name, box)`` other regions the reasoning
-        mentions before settling on the target.
+        ``box`` is the target box, a list of target boxes (a multi-target phrase) or ``None``
+        / ``[]`` (a negative); ``box``/``points`` are in the model's frame, written as
+        integers or with ``digits`` decimals.  ``region`` names the target (defaults to the
+        query); ``context`` is an optional list of ``(name, box)`` other regions the
+        reasoning mentions before settling on the target.
         """
+        boxes = _box_list(box)
         region = region or query.strip().rstrip(".")
+        answer = self.answer_boxes(boxes, points, digits=digits)
         if not self.think:
-            return f"<answer>{self.answer_json(box, points, digits=digits)}</answer>"
+            return f"<answer>{answer}</answer>"
         cite = self.name == "chain_of_box"
         steps = []
         for name, other in context or []:
             steps.append(f"The {name}{' ' + _fmt(other, digits) if cite else ''} is not the target.")
-        steps.append(f"The {region} is {'at ' + _fmt(box, digits) if cite else 'the region described'}.")
-        return f"<think>{' '.join(steps)}</think><answer>{self.answer_json(box, points, digits=digits)}</answer>"
+        bare = region[4:] if region.lower().startswith("the ") else region  # "the masses" -> "masses"
+        if not boxes:
+            steps.append(f"No {bare} is visible in this image.")
+        elif len(boxes) == 1:
+            steps.append(f"The {region} is {'at ' + _fmt(boxes[0], digits) if cite else 'the region described'}.")
+        else:
+            where = " and ".join(_fmt(b, digits) for b in boxes) if cite else "the regions described"
+            steps.append(f"The {bare} {'are at ' if cite else 'are '}{where}.")
+        return f"<think>{' '.join(steps)}</think><answer>{answer}</answer>"
 
 
 def register(template: Template) -> Template:
@@ -143,12 +204,17 @@ register(Template(
 register(Template(
     "medreasoner", MEDREASONER_QUESTION, MEDREASONER_SUFFIX,
     "MedReasoner: <think> then {bbox, points_1, points_2} JSON for an implicit clinical question.",
-    answer_kind="medreasoner",
+    answer_kind="medreasoner", empty_answer='{"bbox": null}',
 ))
 register(Template(
     "medreasoner_nothink", MEDREASONER_QUESTION, MEDREASONER_NOTHINK_SUFFIX,
     "MedReasoner answer format without the reasoning part.",
-    answer_kind="medreasoner", think=False,
+    answer_kind="medreasoner", think=False, empty_answer='{"bbox": null}',
+))
+register(Template(
+    "r1_open", R1_OPEN_QUESTION, R1_OPEN_SUFFIX,
+    "Open-set grounding: every region the phrase describes, a JSON list of boxes; [] when absent.",
+    answer_kind="list",
 ))
 
 

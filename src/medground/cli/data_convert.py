@@ -106,3 +106,17 @@ def stats(
     else:
         typer.echo(format_table(st))
         typer.echo(f"\nhistograms: {png}")
+
+
+@data_app.command("merge")
+def merge(
+    inputs: list[Path] = typer.Argument(..., help="Dataset JSONL files (e.g. data/mscxr/train.jsonl data/cxr8/train.jsonl)."),
+    out: Path = typer.Option(..., "--out", help="Merged JSONL (image paths rewritten relative to its folder)."),
+    prefix: bool = typer.Option(False, "--prefix", help="Prefix each id with its dataset's folder name."),
+) -> None:
+    """One dataset from several (one training run on MS-CXR and ChestX-ray8); ids must be unique."""
+    from ..data.merge import merge_datasets
+
+    counts = merge_datasets(inputs, out, prefix=prefix)
+    typer.echo(f"wrote {counts['samples']} samples to {out} ({counts['single']} single-target, "
+               f"{counts['multi']} multi-target, {counts['negative']} negatives)")

@@ -119,7 +119,8 @@ def verl_row(s: Sample, index: int, *, frame=POLICY_FRAME, template: str | None 
              ability: str = DEFAULT_ABILITY, embed_images: bool = True) -> dict:
     """One verl / MedReasoner parquet row for a sample (see the module docstring)."""
     if not s.boxes:
-        raise MedgroundError(f"sample {s.id}: no box to export")
+        raise MedgroundError(f"sample {s.id}: no box to export (a negative, boxes: []; this format holds one target box "
+                                 "per sample: leave negatives out, or export trl)")
     W, H = sample_size(s)
     f = Frame.parse(frame)
     box = map_boxes([s.boxes[0]], (W, H), src=PIXELS, dst=f)[0]
@@ -277,7 +278,8 @@ def r1_records(samples: Iterable[Sample], *, frame="pixels", image_root: str | o
     f = Frame.parse(frame)
     for s in samples:
         if not s.boxes:
-            raise MedgroundError(f"sample {s.id}: no box to export")
+            raise MedgroundError(f"sample {s.id}: no box to export (a negative, boxes: []; this format holds one target box "
+                                 "per sample: leave negatives out, or export trl)")
         W, H = sample_size(s)
         sol = map_boxes([s.boxes[0]], (W, H), src=PIXELS, dst=f)[0]
         norm = map_boxes([s.boxes[0]], (W, H), src=PIXELS, dst=Frame("norm1000"))[0]

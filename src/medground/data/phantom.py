@@ -7,7 +7,10 @@ frontal chest-radiograph-like images: thorax, two lung fields with faint marking
 mediastinum and spine, heart, ribs, a little blur and noise.  Each image carries two
 to four findings from six categories; every finding is the target of one sample
 whose query (explicit phrase or implicit clinical question) picks it out from the
-others in the same image.
+others in the same image.  On request (``negative_frac``, ``multi_frac``) an image also
+gets *negative* queries — a finding, side or zone the image does not have (``boxes: []``)
+— and *multi-target* queries naming several regions at once ("bilateral pleural
+effusions", "the masses", "both lungs": every box).
 
 Conventions (see ``docs/phantom.md``):
 
@@ -21,7 +24,8 @@ Conventions (see ``docs/phantom.md``):
   ends: the mask pixels with extreme projections), pixel-centre coordinates.
 
 The same ``seed`` (and options) gives byte-identical files; image ``i`` depends only
-on ``(seed, i)``.
+on ``(seed, i)``.  With ``negative_frac = multi_frac = 0`` (the defaults) the files are
+those of the generator before these options existed.
 
 >>> ph = render_phantom(0, 0, size=96)
 >>> ph.image.shape, ph.image.dtype.name, 2 <= len(ph.findings) <= 4
@@ -45,7 +49,10 @@ from .masks import mask_box, save_mask_png, save_png
 from .schema import Sample, write_jsonl
 
 CATEGORIES = ("nodule", "mass", "consolidation", "effusion", "pneumothorax", "cardiomegaly")
+#: The multi-target query about the two lung fields ("both lungs"): an anatomical target.
+LUNGS = "lungs"
 SUPERCATEGORY = {
+    LUNGS: "anatomy",
     "nodule": "lung parenchyma",
     "mass": "lung parenchyma",
     "consolidation": "lung parenchyma",
@@ -95,6 +102,35 @@ IMPLICIT = {
                      "Where is the finding that suggests a dilated cardiomyopathy?"],
 }
 
+#: Multi-target phrasing: every finding of the category is a target (pleural: both sides).
+MULTI_EXPLICIT = {
+    "nodule": ["multiple pulmonary nodules", "{n} lung nodules", "all pulmonary nodules", "the nodules"],
+    "mass": ["multiple lung masses", "{n} lung masses", "all lung masses", "the masses"],
+    "consolidation": ["multifocal consolidation", "{n} areas of consolidation", "all areas of airspace opacity",
+                      "the consolidations"],
+    "effusion": ["bilateral pleural effusions", "pleural effusions on both sides", "blunting of both costophrenic angles",
+                 "bilateral basal effusions"],
+    "pneumothorax": ["bilateral pneumothoraces", "pneumothorax on both sides", "bilateral apical pneumothoraces",
+                     "pneumothoraces in both lungs"],
+    LUNGS: ["both lungs", "the lung fields", "both lung fields", "the right and left lungs"],
+}
+MULTI_IMPLICIT = {
+    "nodule": ["Several small round lesions need follow-up CT. Where are they?",
+               "Which spots should be followed up as possible metastases?"],
+    "mass": ["A patient with a known primary tumour has weight loss. Where are the lesions suspicious for metastases?",
+             "Which lesions are large enough that they should be biopsied?"],
+    "consolidation": ["The patient has fever and crackles over several areas. Where is the multifocal pneumonia?",
+                      "Which regions show the airspace disease that explains this patient's fever?"],
+    "effusion": ["Dullness to percussion at both bases. What findings explain this?",
+                 "Where would you aim a diagnostic thoracentesis on each side?"],
+    "pneumothorax": ["Absent breath sounds on both sides after chest trauma. Where is the free pleural air?",
+                     "Where are the regions without lung markings that need chest drains on both sides?"],
+    LUNGS: ["Where is the aerated lung parenchyma?", "Which regions would a lung ventilation scan show?"],
+}
+NUMBER_WORDS = {2: "two", 3: "three", 4: "four"}
+NODULE_MM = tuple(range(5, 35, 5))  # sizes a negative query names (those of query_bank)
+PAIR_CATEGORIES = ("effusion", "pneumothorax", "mass", "mass", "nodule", "consolidation")
+
 # ---------------------------------------------------------------- data classes
 
 
@@ -111,10 +147,11 @@ class Finding:
 
 @dataclass
 class Phantom:
-    """A rendered image (uint8, H×W) and its findings."""
+    """A rendered image (uint8, H×W), its findings and the two lung fields (side -> mask)."""
 
     image: np.ndarray
     findings: list[Finding]
+    lungs: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -372,14 +409,16 @@ _DRAW = {"nodule": _draw_nodule, "mass": _draw_mass, "consolidation": _draw_cons
          "effusion": _draw_effusion, "pneumothorax": _draw_pneumothorax}
 
 
-def _plan(rng: np.random.Generator) -> list[tuple[str, str | None, str | None]]:
+def _plan(rng: np.random.Generator, pair: list[tuple[str, str, str]] | None = None
+          ) -> list[tuple[str, str | None, str | None]]:
     """Choose 2–4 (category, side, zone) slots, distinct per category and location,
-    often with two findings of the same category (the query must decide)."""
+    often with two findings of the same category (the query must decide).  ``pair``:
+    slots planted first (two findings of one category, for multi-target queries)."""
     k = int(rng.integers(2, 5))
-    slots: list[tuple[str, str | None, str | None]] = []
+    slots: list[tuple[str, str | None, str | None]] = list(pair or [])
     if rng.random() < 0.3:
         slots.append(("cardiomegaly", None, None))
-    pleural_sides: set[str] = set()
+    pleural_sides: set[str] = {s[1] for s in slots if s[0] in ("effusion", "pneumothorax")}
     tries = 0
     while len(slots) < k and tries < 50:
         tries += 1
@@ -407,13 +446,14 @@ def _plan(rng: np.random.Generator) -> list[tuple[str, str | None, str | None]]:
     return sorted(slots, key=lambda s: order.get(s[0], 3))
 
 
-def render_phantom(seed: int, index: int, size: int = 224) -> Phantom:
-    """Render image ``index`` of the phantom set with ``seed`` (pure function)."""
+def render_phantom(seed: int, index: int, size: int = 224, pair: list[tuple[str, str, str]] | None = None) -> Phantom:
+    """Render image ``index`` of the phantom set with ``seed`` (pure function); ``pair``
+    plants two findings of one category first (see :func:`plan_pair`)."""
     if size < 64:
         raise MedgroundError(f"phantom size must be at least 64 px, got {size}")
     rng = np.random.default_rng([int(seed), int(index)])
     yy, xx = _grid(size)
-    plan = _plan(rng)
+    plan = _plan(rng, pair)
     img, an = _anatomy(rng, size, yy, xx, cardiomegaly=any(p[0] == "cardiomegaly" for p in plan))
     findings: list[Finding] = []
     occupied = np.zeros((size, size), bool)
@@ -443,7 +483,19 @@ def render_phantom(seed: int, index: int, size: int = 224) -> Phantom:
     img = ndimage.gaussian_filter(img, sigma=0.6)
     img = img + rng.normal(0, 0.018, img.shape)
     out = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return Phantom(out, findings)
+    return Phantom(out, findings, {side: m.copy() for side, m in an.lungs.items()})
+
+
+def plan_pair(rng: np.random.Generator) -> list[tuple[str, str, str]]:
+    """Two slots of one category for a multi-target query: both pleural sides, or two
+    parenchymal findings in different lung zones."""
+    cat = PAIR_CATEGORIES[int(rng.integers(len(PAIR_CATEGORIES)))]
+    if cat in ("effusion", "pneumothorax"):
+        zone = "lower" if cat == "effusion" else "upper"
+        return [(cat, "right", zone), (cat, "left", zone)]
+    slots = [(side, zone) for side in SIDES for zone in ZONES]
+    a, b = rng.choice(len(slots), size=2, replace=False)
+    return [(cat, *slots[int(a)]), (cat, *slots[int(b)])]
 
 
 # ---------------------------------------------------------------- queries
@@ -486,6 +538,165 @@ def query_bank() -> list[str]:
     return sorted(out)
 
 
+def open_query_bank() -> list[str]:
+    """The query texts only the open-set options write: the multi-target phrasings (negative
+    queries reuse the single-target phrasing of :func:`query_bank`), sorted."""
+    out = set()
+    for tpls in MULTI_EXPLICIT.values():
+        for tpl in tpls:
+            out.update(tpl.format(n=word) for word in NUMBER_WORDS.values())
+    for tpls in MULTI_IMPLICIT.values():
+        out.update(tpls)
+    return sorted(out)
+
+
+def _negative_slots(findings: list[Finding]) -> dict[str, list[tuple[str | None, str | None]]]:
+    """Per category, the ``(side, zone)`` slots the image has no finding of that category in:
+    what a negative query may ask for (cardiomegaly: ``(None, None)`` when the heart is normal)."""
+    have = {(f.category, f.side, f.zone) for f in findings}
+    cats = {f.category for f in findings}
+    out: dict[str, list] = {}
+    if "cardiomegaly" not in cats:
+        out["cardiomegaly"] = [(None, None)]
+    for cat, zone in (("effusion", "lower"), ("pneumothorax", "upper")):
+        free = [(side, zone) for side in SIDES if not any(f.category == cat and f.side == side for f in findings)]
+        if free:
+            out[cat] = free
+    for cat in ("nodule", "mass", "consolidation"):
+        out[cat] = [(side, zone) for side in SIDES for zone in ZONES if (cat, side, zone) not in have]
+    return {c: v for c, v in out.items() if v}
+
+
+def _negative_query(rng, cat: str, side, zone, findings: list[Finding], task: str) -> str:
+    """A query for a ``cat`` finding at ``(side, zone)`` that the image does not have, in the
+    phrasing of a real one; an implicit question names the location wherever the category
+    is present elsewhere in the image."""
+    if task == "explicit":
+        tpl = EXPLICIT[cat][int(rng.integers(len(EXPLICIT[cat])))]
+        mm = NODULE_MM[int(rng.integers(len(NODULE_MM)))]
+        return tpl.format(side=side, zone=zone, mm=mm, cm=f"{2 + mm / 10:.1f}")
+    tpl = IMPLICIT[cat][int(rng.integers(len(IMPLICIT[cat])))]
+    if cat in ("nodule", "mass", "consolidation"):
+        same = [f for f in findings if f.category == cat]
+        if any(f.side == side for f in same):
+            loc = f" in the {side} {zone} zone"
+        elif same or rng.random() < 0.5:
+            loc = f" on the {side}"
+        else:
+            loc = ""
+        return tpl.format(loc=loc)
+    return tpl.format(side=side)
+
+
+def _multi_query(rng, cat: str, n: int, task: str) -> str:
+    bank = MULTI_EXPLICIT if task == "explicit" else MULTI_IMPLICIT
+    return bank[cat][int(rng.integers(len(bank[cat])))].format(n=NUMBER_WORDS.get(n, str(n)))
+
+
+def findings_text(findings: list[Finding], category: str) -> str:
+    """What the image shows of ``category``, as a reasoning would say it: the findings of
+    that category with their location ("right effusion", "left upper mass, right lower
+    mass"), "no <category>" when there is none; the heart is "enlarged heart" / "normal
+    heart", the lung fields "both lungs".  The open-set phantom stores it as ``meta.findings``
+    (a warm start's ``think: "{findings}"`` reasons with it).
+
+    >>> m = np.zeros((4, 4), bool)
+    >>> findings_text([Finding("mass", "left", "upper", m), Finding("effusion", "right", "lower", m)], "mass")
+    'left upper mass'
+    >>> findings_text([], "pneumothorax"), findings_text([], "cardiomegaly")
+    ('no pneumothorax', 'normal heart')
+    """
+    if category == LUNGS:
+        return "both lungs"
+    same = [f for f in findings if f.category == category]
+    if category == "cardiomegaly":
+        return "enlarged heart" if same else "normal heart"
+    if not same:
+        return f"no {category}"
+    words = [f"{f.side} {category}" if category in ("effusion", "pneumothorax") else f"{f.side} {f.zone} {category}"
+             for f in sorted(same, key=lambda f: (SIDES.index(f.side), ZONES.index(f.zone)))]
+    return ", ".join(words)
+
+
+def findings_bank() -> list[str]:
+    """Every single-finding text of :func:`findings_text` (the tiny tokenizer learns them)."""
+    out = {"both lungs", "enlarged heart", "normal heart"}
+    for cat in CATEGORIES[:5]:
+        out.add(f"no {cat}")
+        for side in SIDES:
+            out.update([f"{side} {cat}"] + [f"{side} {zone} {cat}" for zone in ZONES])
+    return sorted(out)
+
+
+def _stochastic_count(rng, expected: float) -> int:
+    """``floor(expected)`` plus one with probability ``expected - floor(expected)``."""
+    whole = int(np.floor(expected))
+    return whole + int(rng.random() < expected - whole)
+
+
+def open_set_samples(ph: Phantom, image_id: str, rng: np.random.Generator, *, size: int, split: str, seed: int,
+                     n_negative: int, n_multi: int, implicit_frac: float, taken: set[str]):
+    """Up to ``n_negative`` negative and ``n_multi`` multi-target samples of one phantom
+    image: ``[(sample, mask or None)]``.  A multi-target query names every finding of a
+    category that occurs more than once (pleural findings: both sides), else both lungs;
+    ``taken`` (the image's queries so far) keeps every query of the image distinct."""
+    out = []
+    common = {"image_id": image_id, "n_findings": len(ph.findings), "generator": "medground.phantom", "seed": int(seed)}
+    groups = {}
+    for f in ph.findings:
+        if f.category != "cardiomegaly":
+            groups.setdefault(f.category, []).append(f)
+    cats = [c for c, fs in groups.items() if len(fs) >= 2]
+    rng.shuffle(cats)
+    if len(cats) < n_multi and ph.lungs:
+        cats.append(LUNGS)
+    for k, cat in enumerate(cats[:n_multi]):
+        task = "implicit" if rng.random() < implicit_frac else "explicit"
+        if cat == LUNGS:
+            masks = [ph.lungs[side] for side in SIDES]
+        else:
+            masks = [f.mask for f in groups[cat]]
+        query = _multi_query(rng, cat, len(masks), task)
+        if query in taken:
+            continue
+        taken.add(query)
+        masks.sort(key=lambda m: mask_box(m))
+        union = np.logical_or.reduce(masks)
+        sid = f"{image_id}-m{k}"
+        others = [f.category for f in ph.findings if cat == LUNGS or f.category != cat]
+        s = Sample(id=sid, image=f"images/{image_id}.png", query=query, boxes=[mask_box(m) for m in masks],
+                   mask=f"masks/{sid}.png", category=cat, supercategory=SUPERCATEGORY[cat], modality="xray",
+                   split=split, width=size, height=size,
+                   meta={"task": task, "kind": "multi", "laterality": None, "zone": None, "n_targets": len(masks),
+                         "distractors": sorted(others), **common})
+        validate_targets(s, masks)
+        out.append((s, union))
+    slots = _negative_slots(ph.findings)
+    for k in range(n_negative):
+        if not slots:
+            break
+        for _ in range(8):  # a few draws until the query is new in this image
+            names = sorted(slots)
+            cat = names[int(rng.integers(len(names)))]
+            side, zone = slots[cat][int(rng.integers(len(slots[cat])))]
+            task = "implicit" if rng.random() < implicit_frac else "explicit"
+            query = _negative_query(rng, cat, side, zone, ph.findings, task)
+            if query not in taken:
+                break
+        else:
+            continue
+        taken.add(query)
+        slots[cat].remove((side, zone))
+        if not slots[cat]:
+            del slots[cat]
+        s = Sample(id=f"{image_id}-n{k}", image=f"images/{image_id}.png", query=query, boxes=[], category=cat,
+                   supercategory=SUPERCATEGORY[cat], modality="xray", split=split, width=size, height=size,
+                   meta={"task": task, "kind": "negative", "laterality": side, "zone": zone,
+                         "distractors": sorted(f.category for f in ph.findings), **common})
+        out.append((s, None))
+    return out
+
+
 # ---------------------------------------------------------------- dataset
 
 
@@ -523,9 +734,30 @@ def validate_target(sample: Sample, mask: np.ndarray) -> None:
             raise MedgroundError(f"{loc}: key point {[x, y]} outside box {sample.boxes[0]}")
 
 
-def phantom_samples(seed: int, index: int, size: int, split: str, implicit_frac: float = 0.3):
-    """Render image ``index`` and build its samples; returns ``(phantom, [(sample, mask)])``."""
-    ph = render_phantom(seed, index, size)
+def validate_targets(sample: Sample, masks: list[np.ndarray]) -> None:
+    """Check a multi-target sample: box ``k`` is the tight box of mask ``k``, inside the image."""
+    W, H = sample.width, sample.height
+    loc = f"phantom [id={sample.id}]"
+    for box, mask in zip(sample.boxes, masks, strict=True):
+        x0, y0, x1, y1 = box
+        if not (0 <= x0 < x1 <= W and 0 <= y0 < y1 <= H) or mask_box(mask) != box:
+            raise MedgroundError(f"{loc}: box {box} outside the {W}x{H} image or not its mask's box {mask_box(mask)}")
+
+
+def phantom_samples(seed: int, index: int, size: int, split: str, implicit_frac: float = 0.3,
+                    negative_frac: float = 0.0, multi_frac: float = 0.0):
+    """Render image ``index`` and build its samples; returns ``(phantom, [(sample, mask or None)])``.
+
+    ``negative_frac`` / ``multi_frac``: the expected share of negative / multi-target samples
+    among all samples (0 each: the single-target samples only, bytes unchanged).  They draw
+    from their own random streams: with ``multi_frac`` an image may get two findings of one
+    category planted (:func:`plan_pair`)."""
+    pair = None
+    if multi_frac > 0:
+        prng = np.random.default_rng([int(seed), int(index), 3])
+        if prng.random() < min(1.0, 2 * multi_frac):
+            pair = plan_pair(prng)
+    ph = render_phantom(seed, index, size, pair)
     qrng = np.random.default_rng([int(seed), int(index), 1])
     image_id = f"phantom-{seed}-{index:06d}"
     out = []
@@ -546,6 +778,15 @@ def phantom_samples(seed: int, index: int, size: int, split: str, implicit_frac:
         )
         validate_target(s, f.mask)
         out.append((s, f.mask))
+    if negative_frac > 0 or multi_frac > 0:
+        orng = np.random.default_rng([int(seed), int(index), 2])
+        singles = len(out) / max(1e-9, 1.0 - negative_frac - multi_frac)
+        out += open_set_samples(ph, image_id, orng, size=size, split=split, seed=seed,
+                                n_negative=_stochastic_count(orng, singles * negative_frac),
+                                n_multi=_stochastic_count(orng, singles * multi_frac),
+                                implicit_frac=implicit_frac, taken={s.query for s, _ in out})
+        for s, _ in out:  # what the image shows of the queried category (a reasoning text)
+            s.meta["findings"] = findings_text(ph.findings, s.category)
     return ph, out
 
 
@@ -558,10 +799,13 @@ def generate_phantom_dataset(
     test_frac: float = 0.1,
     implicit_frac: float = 0.3,
     progress: bool = True,
+    negative_frac: float = 0.0,
+    multi_frac: float = 0.0,
 ) -> dict[str, int]:
     """Write ``n`` phantom images and their samples to ``out``; returns sample counts
     per split (and ``"images"``).  Rerunning with the same arguments rewrites the
-    same bytes, so an interrupted run is simply run again."""
+    same bytes, so an interrupted run is simply run again.  ``negative_frac`` /
+    ``multi_frac`` add negative / multi-target queries (expected shares of all samples)."""
     if n < 1:
         raise MedgroundError(f"--n must be at least 1, got {n}")
     if not (0 <= val_frac < 1 and 0 <= test_frac < 1 and val_frac + test_frac < 1):
@@ -570,6 +814,9 @@ def generate_phantom_dataset(
         raise MedgroundError(f"--implicit-frac must be in [0, 1], got {implicit_frac}")
     if size < 64:
         raise MedgroundError(f"--size must be at least 64 (pixels), got {size}")
+    if not (0 <= negative_frac < 1 and 0 <= multi_frac < 1 and negative_frac + multi_frac < 1):
+        raise MedgroundError(f"--negative-frac and --multi-frac must be in [0, 1) and sum below 1, got "
+                             f"{negative_frac}, {multi_frac}")
     from ..progress import progress as progress_bar
 
     root = Path(out)
@@ -577,16 +824,20 @@ def generate_phantom_dataset(
     splits = _split_of(n, seed, val_frac, test_frac)
     by_split: dict[str, list[Sample]] = {s: [] for s in SPLITS}
     for i in progress_bar(range(n), desc="phantom", unit="img", enabled=progress):
-        ph, items = phantom_samples(seed, i, size, splits[i], implicit_frac)
+        ph, items = phantom_samples(seed, i, size, splits[i], implicit_frac, negative_frac, multi_frac)
         save_png(ph.image, root / items[0][0].image)
         for s, mask in items:
-            save_mask_png(mask, root / s.mask)
+            if mask is not None:
+                save_mask_png(mask, root / s.mask)
             by_split[s.split].append(s)
     write_dataset({split: _absolute(by_split[split], root) for split in SPLITS}, root)
     write_jsonl(_absolute([s for sp in SPLITS for s in by_split[sp]], root), root / "all.jsonl")
     info = {"generator": "medground.phantom", "seed": seed, "n_images": n, "size": size,
             "val_frac": val_frac, "test_frac": test_frac, "implicit_frac": implicit_frac,
             "categories": list(CATEGORIES), "samples": {s: len(v) for s, v in by_split.items()}}
+    if negative_frac or multi_frac:  # (absent at 0: the file of a closed-set run is unchanged)
+        info.update({"negative_frac": negative_frac, "multi_frac": multi_frac,
+                     "kinds": {sp: _kind_counts(v) for sp, v in by_split.items()}})
     atomic_json(info, root / "phantom.json", indent=1, sort_keys=True)
     return {"images": n, **{s: len(v) for s, v in by_split.items()}}
 
@@ -597,6 +848,13 @@ def _absolute(samples: list[Sample], root: Path) -> list[Sample]:
     for s in samples:
         d = s.to_dict()
         d["image"] = str((root / s.image).resolve())
-        d["mask"] = str((root / s.mask).resolve())
+        d["mask"] = str((root / s.mask).resolve()) if s.mask else None
         res.append(Sample(**d))
     return res
+
+
+def _kind_counts(samples: list[Sample]) -> dict[str, int]:
+    kinds = {"negative": 0, "single": 0, "multi": 0}
+    for s in samples:
+        kinds[s.kind] += 1
+    return kinds

@@ -7,7 +7,11 @@ One line of a medground dataset file is one :class:`Sample`::
      "category": "pneumothorax", "supercategory": "pleura", "modality": "xray",
      "split": "test", "width": 1024, "height": 1024, "meta": {...}}
 
-Boxes are ``xyxy`` floats in original-image pixels (one or more targets); ``points``
+Boxes are ``xyxy`` floats in original-image pixels: one box (a single target), several
+(a multi-target phrase, "bilateral effusions": all of them), or ``"boxes": []`` — a
+*negative*: the phrase names something absent from the image.  A line without ``boxes``
+still loads (unlabelled data to predict on) but is not a negative: ``Sample.annotated`` is
+False, ``medground data validate`` rejects it and the evaluator refuses to score it.  ``points``
 are the two key points of the target (MedReasoner); ``mask`` is a path to a binary
 mask image of the same size as the image.  Relative paths are relative to the folder
 of the JSONL file; :func:`read_jsonl` resolves them, :func:`write_jsonl` writes them
@@ -37,6 +41,17 @@ from ..errors import MedgroundError, where
 from ..fileio import atomic_path
 
 PATH_FIELDS = ("image", "mask")
+#: What a sample's boxes say: ``negative`` (none: absent from the image), ``single``, ``multi``.
+TARGET_KINDS = ("negative", "single", "multi")
+
+
+def target_kind(n_boxes: int) -> str:
+    """``negative`` for 0 true boxes, ``single`` for 1, ``multi`` for more.
+
+    >>> [target_kind(n) for n in (0, 1, 3)]
+    ['negative', 'single', 'multi']
+    """
+    return TARGET_KINDS[min(int(n_boxes), 2)]
 
 
 @dataclass
@@ -55,10 +70,28 @@ class Sample:
     height: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    _annotated = True  # not a field: False only for a line read without "boxes" (see from_dict)
+
     @property
     def box(self) -> list[float] | None:
         """The first (primary) target box, or None."""
         return self.boxes[0] if self.boxes else None
+
+    @property
+    def annotated(self) -> bool:
+        """Whether the sample states its targets — a ``boxes`` list, possibly empty.  False only
+        for a line read without ``boxes`` (targets unknown, not a negative)."""
+        return self._annotated
+
+    @property
+    def is_negative(self) -> bool:
+        """``boxes: []`` given explicitly: the query names something absent from the image."""
+        return self._annotated and not self.boxes
+
+    @property
+    def kind(self) -> str | None:
+        """``negative``, ``single`` or ``multi`` (:func:`target_kind`); None when not annotated."""
+        return target_kind(len(self.boxes)) if self._annotated else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +129,10 @@ class Sample:
                     kwargs[k] = int(d[k])
         except (TypeError, ValueError) as exc:
             raise MedgroundError(f"{loc}: malformed boxes/points/size: {exc}") from None
-        return cls(**kwargs)
+        sample = cls(**kwargs)
+        if boxes is None:
+            sample._annotated = False
+        return sample
 
 
 def resolve(path: str | None, root: str | os.PathLike | None) -> str | None:
@@ -169,6 +205,8 @@ def write_jsonl(samples: Iterable[Sample | dict], path: str | os.PathLike) -> Pa
         root = out.resolve().parent
         for s in samples:
             d = s.to_dict() if isinstance(s, Sample) else dict(s)
+            if isinstance(s, Sample) and not s.annotated:
+                del d["boxes"]  # still unknown, not a negative
             for k in PATH_FIELDS:
                 if d.get(k):
                     d[k] = _relative(d[k], root)

@@ -7,7 +7,8 @@ placeholder, rendered from a template in the policy's coordinate frame), ``image
 ``width``, ``height``, ``category``, ``supercategory``.  SFT rows (:func:`sft_dataset`)
 add ``completion``: the teacher answer built from the ground truth by the template,
 coordinates mapped into the policy's frame (Chain-of-Box cites the other findings of
-the same image, with their boxes, before naming the target).
+the same image, with their boxes, before naming the target); a multi-target sample's
+answer lists every box, a negative's is the template's empty answer (``[]``).
 
 >>> from medground.data.schema import Sample
 >>> from medground.templates import get_template
@@ -68,24 +69,47 @@ def prompt_messages(template, sample: Sample, frame, size: tuple[int, int] | Non
 
 def teacher_completion(template, sample: Sample, frame, size: tuple[int, int] | None = None,
                        context: list[tuple[str, list[float]]] | None = None, think: str | None = None) -> str:
-    """The teacher answer for ``sample`` in ``frame`` (boxes/points mapped from pixels).
+    """The teacher answer for ``sample`` in ``frame`` (boxes/points mapped from pixels):
+    one box, every box of a multi-target sample, or the template's empty answer for a
+    negative (``boxes: []``).
 
     ``context``: ``(name, box_in_original_pixels)`` of other regions in the image that the
     reasoning mentions first (Chain-of-Box cites them with their boxes)."""
-    if not sample.boxes:
-        raise MedgroundError(f"{where(sample_id=sample.id)}: a teacher answer needs a ground-truth box")
+    if not sample.annotated:
+        raise MedgroundError(f"{where(sample_id=sample.id)}: a teacher answer needs a ground-truth box (or boxes: [] "
+                             "for a negative); the sample has no 'boxes'")
     t = _template(template)
     fr = Frame.parse(frame)
     size = size or sample_size(sample)
-    box = map_boxes([sample.boxes[0]], size, src=PIXELS, dst=fr)[0].tolist()
+    boxes = map_boxes(sample.boxes, size, src=PIXELS, dst=fr).tolist() if sample.boxes else []
+    box = boxes[0] if len(boxes) == 1 else boxes
     points = None
     if sample.points is not None:
         points = map_points(sample.points, size, src=PIXELS, dst=fr).tolist()
     digits = 3 if fr.kind == "norm1" else 0  # 0-1 coordinates keep three decimals, the others are integers
     if think is not None and t.think:
-        return f"<think>{think}</think><answer>{t.answer_json(box, points, digits=digits)}</answer>"
+        return f"<think>{fill_think(think, sample)}</think><answer>{t.answer_boxes(boxes, points, digits=digits)}</answer>"
     ctx = [(name, map_boxes([b], size, src=PIXELS, dst=fr)[0].tolist()) for name, b in (context or [])]
     return t.teacher(sample.query, box, points, region=_region_name(sample), context=ctx, digits=digits)
+
+
+def fill_think(think: str, sample: Sample) -> str:
+    """A fixed reasoning text, its ``{key}`` placeholders filled from the sample's ``meta``
+    (``"{findings}"``: what the open-set phantom says the image shows of the queried
+    category); a key the sample lacks raises naming it.
+
+    >>> fill_think("located", Sample(id="a", image="x", query="q"))
+    'located'
+    >>> fill_think("{findings}", Sample(id="a", image="x", query="q", meta={"findings": "right effusion"}))
+    'right effusion'
+    """
+    if "{" not in think:
+        return think
+    try:
+        return think.format_map(sample.meta)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise MedgroundError(f"{where(sample_id=sample.id)}: reasoning template {think!r} needs {exc} from the "
+                             "sample's meta") from None
 
 
 def _region_name(sample: Sample) -> str | None:
@@ -206,9 +230,9 @@ def _dataset(samples: list[Sample], template, frame, *, sft: bool, limit: int | 
 
     if limit is not None:
         samples = samples[: int(limit)]
-    usable = [s for s in samples if s.boxes]
+    usable = [s for s in samples if s.annotated]  # negatives (boxes: []) train too; unlabelled lines do not
     if not usable:
-        raise MedgroundError("no sample with a ground-truth box to train on")
+        raise MedgroundError("no sample with a ground-truth box (or an explicit boxes: [] negative) to train on")
     cite = _template(template).name == "chain_of_box"
     ctx = image_context(samples) if sft and cite else {}
 
@@ -223,8 +247,8 @@ def _dataset(samples: list[Sample], template, frame, *, sft: bool, limit: int | 
 
 
 def grpo_dataset(data, template="r1", frame="qwen2.5-vl", *, limit: int | None = None):
-    """GRPO dataset from a JSONL path or a list of :class:`Sample` (samples without a
-    box are skipped: they cannot be scored)."""
+    """GRPO dataset from a JSONL path or a list of :class:`Sample` (negatives — ``boxes: []``
+    — included; lines without ``boxes`` are skipped: they cannot be scored)."""
     return _dataset(_as_samples(data), template, frame, sft=False, limit=limit)
 
 

@@ -6,7 +6,10 @@ Every sample is checked, and every problem is reported with its line and id:
   fields ``id``, ``image``, ``query``; boxes of four numbers; two key points);
 * the id is unique in the file;
 * the image exists and decodes; ``width`` / ``height``, when given, match it;
-* there is at least one target box, each with positive area and inside the image;
+* ``boxes`` is given explicitly: a list of target boxes, each with positive area and
+  inside the image, or ``[]`` for a negative (the query names something absent from the
+  image; a negative has no mask and no key points) — a line without ``boxes`` is rejected,
+  since an unlabelled sample is not a negative;
 * key points are finite, distinct and inside the image;
 * the mask, when given, exists, decodes, is not empty and has the image's size.
 
@@ -23,6 +26,9 @@ from pathlib import Path
 
 from ..errors import MedgroundError, where
 from .schema import Sample, iter_jsonl, resolve
+
+MISSING_BOXES = ("no 'boxes' field: the targets must be explicit — a list of [x1, y1, x2, y2] boxes, "
+                 "or \"boxes\": [] for a negative (a query naming something absent from the image)")
 
 
 @dataclass
@@ -129,8 +135,13 @@ def check_sample(sample: Sample, *, root=None, images: _ImageCache | None = None
     if size and sample.width and sample.height and (sample.width, sample.height) != size:
         problems.append(f"width/height say {sample.width}x{sample.height} but the image is {size[0]}x{size[1]}")
     bounds = size or ((sample.width, sample.height) if sample.width and sample.height else None)
-    if not sample.boxes:
-        problems.append("no target box")
+    if not sample.annotated:
+        problems.append(MISSING_BOXES)
+    elif not sample.boxes:
+        if sample.mask:
+            problems.append("boxes is [] (a negative: nothing to find) but the sample has a mask")
+        if sample.points is not None:
+            problems.append("boxes is [] (a negative: nothing to find) but the sample has key points")
     for k, box in enumerate(sample.boxes, 1):
         problems.extend(box_problems(box, bounds, k))
     if sample.points is not None:

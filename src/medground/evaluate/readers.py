@@ -78,15 +78,20 @@ class PredRecord:
     """One prediction, as read from a file (before it is joined to ground truth).
 
     ``box`` is the primary predicted box (``xyxy``) or None when the file has none;
-    ``status`` is ``"ok"``, ``"unparseable"`` (answer present but no box found) or
-    ``"error"`` (the producer recorded a failure).  Foreign formats may carry their own
-    ground truth (``gt_boxes``) and stored scores (``stored``).
+    ``boxes`` every predicted box (None: only ``box`` is known); ``empty`` marks an
+    explicit empty answer (``"boxes": []`` without a completion, or a completion answering
+    ``[]``: "not in this image"), which is ``"ok"``, not unparseable.  ``status`` is
+    ``"ok"``, ``"unparseable"`` (answer present but no box found) or ``"error"`` (the
+    producer recorded a failure).  Foreign formats may carry their own ground truth
+    (``gt_boxes``) and stored scores (``stored``).
     """
 
     line: int
     index: int
     id: str | None
     box: list[float] | None = None
+    boxes: list[list[float]] | None = None
+    empty: bool = False
     points: list[list[float]] | None = None
     mask: Any = None
     status: str = "ok"
@@ -99,6 +104,14 @@ class PredRecord:
     supercategory: str | None = None
     stored: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def predicted_boxes(self) -> list[list[float]]:
+        """Every predicted box of an ``ok`` record (``[box]`` when only ``box`` is known); [] otherwise."""
+        if self.status != "ok":
+            return []
+        if self.boxes is not None:
+            return self.boxes
+        return [self.box] if self.box is not None else []
 
 
 @dataclass(frozen=True)
@@ -199,9 +212,11 @@ def medground_record(obj, *, line: int, index: int, source) -> PredRecord:
         rec.status = "error"
         rec.extra["error"] = str(obj["error"])
     elif boxes:
-        rec.box = boxes[0]
+        rec.box, rec.boxes = boxes[0], boxes
     elif completion and completion.strip():
         rec.needs_parse = True
+    elif obj.get("boxes") is not None:  # "boxes": [] and nothing else: the answer "not in this image"
+        rec.boxes, rec.empty = [], True
     else:
         rec.status = "unparseable"
     return rec

@@ -4,11 +4,22 @@ and the same broken down per category and super-category.
 Input rows are dicts with ``iou`` (a fraction; 0 for a missing or unparseable
 prediction), optional ``pdice`` / ``dice`` / ``mask_iou`` (fractions, or None where the
 sample has no such ground truth), ``status`` (``ok``, ``missing``, ``error``,
-``unparseable``), ``category`` and ``supercategory``.
+``unparseable``), ``category`` and ``supercategory``; rows scored against a dataset also
+carry the zero/one/many-target fields of :func:`medground.evaluate.scoring.set_fields`
+(``kind``, ``empty``, ``hit``, ``f1``, ...), from which :func:`set_summary` computes the
+open-set metrics.
 
 Conventions
 -----------
-* ``miou``, ``acc@t``, ``pdice``, ``dice``, ``mask_iou`` are percentages.
+* ``miou``, ``acc@t``, ``pdice``, ``dice``, ``mask_iou`` are percentages; ``miou`` and
+  ``acc@t`` are over the positive samples (a negative has no box to overlap), ``n`` counts
+  every sample.
+* Open-set metrics (percent, each over its own samples; :data:`SET_METRICS`):
+  ``specificity`` / ``fpr`` on negatives, ``sensitivity`` / ``center_acc`` on positives,
+  ``precision`` / ``recall`` / ``f1`` / ``matched_iou`` on multi-target samples,
+  ``sample_f1`` on every sample, ``laterality_error`` on positives whose query names a side.
+  Their intervals come from a second bootstrap stream, so the intervals of the metrics
+  above are those of a report without them.
 * ``acc@t`` is the share of samples with IoU **strictly greater** than ``t`` (the
   VLM-R1 / MedGround-R1 rule ``iou > 0.5``), computed as ``hits / n * 100`` — the same
   float operations as those scripts, so their ``accuracy`` is reproduced bit for bit.
@@ -29,6 +40,19 @@ import numpy as np
 
 THRESHOLDS = (0.3, 0.5, 0.7)
 OPTIONAL_METRICS = ("pdice", "dice", "mask_iou", "pdice_medreasoner")
+#: The zero/one/many-target metrics: name -> (rows it is computed over, per-row value).
+SET_METRICS = {
+    "sensitivity": ("positive", lambda r: r["hit"]),
+    "center_acc": ("positive", lambda r: r["center"]),
+    "sample_f1": ("all", lambda r: r["sample_f1"]),
+    "specificity": ("negative", lambda r: r["empty"]),
+    "fpr": ("negative", lambda r: r["n_pred"] > 0),
+    "precision": ("multi", lambda r: r["precision"]),
+    "recall": ("multi", lambda r: r["recall"]),
+    "f1": ("multi", lambda r: r["f1"]),
+    "matched_iou": ("multi", lambda r: r["matched_iou"]),
+    "laterality_error": ("sided", lambda r: r["wrong_side"]),
+}
 NO_GROUP = "(none)"
 CHUNK = 100  # bootstrap resamples drawn at once (bounds memory to CHUNK x n indices)
 
@@ -42,6 +66,8 @@ def build_report(rows: list[dict], *, resamples: int = 1000, seed: int = 0, thre
     report = summarize(rows, resamples=resamples, seed=seed, thresholds=thresholds)
     for key, out in (("category", "per_category"), ("supercategory", "per_supercategory")):
         report[out] = group_summaries(rows, key, resamples=resamples, seed=seed, thresholds=thresholds)
+    if any("kind" in r for r in rows):
+        report["per_kind"] = group_summaries(rows, "kind", resamples=resamples, seed=seed, thresholds=thresholds)
     return report
 
 
@@ -64,14 +90,15 @@ def summarize(rows: list[dict], *, resamples: int = 1000, seed: int = 0, thresho
         "n_error": status.count("error"),
         "n_unparseable": status.count("unparseable"),
     }
-    iou = np.array([float(r["iou"]) for r in rows], dtype=np.float64)
+    positive = [r for r in rows if r.get("kind") != "negative"]  # rows without a kind: positives
+    iou = np.array([float(r["iou"]) for r in positive], dtype=np.float64)
     samples: dict[str, np.ndarray] = {}
-    if n:
+    if len(positive):
         out["miou"] = float(iou.mean() * 100)
         samples["miou"] = iou
         for t in thresholds:
             hits = iou > t
-            out[acc_key(t)] = int(hits.sum()) / n * 100
+            out[acc_key(t)] = int(hits.sum()) / len(positive) * 100
             samples[acc_key(t)] = hits.astype(np.float64)
     else:
         out["miou"] = None
@@ -84,7 +111,42 @@ def summarize(rows: list[dict], *, resamples: int = 1000, seed: int = 0, thresho
             out[f"n_{key}"] = int(len(vals))
             samples[key] = vals
     out["ci"] = bootstrap_ci(samples, resamples=resamples, seed=seed) if resamples > 0 else {}
+    counts, values = set_summary(rows)
+    out.update(counts)
+    for key, arr in values.items():
+        out[key] = float(arr.mean() * 100) if len(arr) else None
+    if resamples > 0 and values:
+        out["ci"].update(bootstrap_ci({k: v for k, v in values.items() if len(v)}, resamples=resamples,
+                                      seed=[*np.atleast_1d(seed).tolist(), SET_STREAM]))
     return out
+
+
+def set_summary(rows: list[dict]) -> tuple[dict[str, int], dict[str, np.ndarray]]:
+    """The sample counts (``n_positive``, ``n_negative``, ``n_single``, ``n_multi``,
+    ``n_laterality``) and, per metric of :data:`SET_METRICS`, its per-sample values (0/1 or a
+    fraction); empty when the rows carry no ``kind`` (a log scored from stored values).
+
+    >>> rows = [{"kind": "negative", "empty": True, "n_pred": 0, "sample_f1": 1.0, "iou": 0.0},
+    ...         {"kind": "negative", "empty": False, "n_pred": 2, "sample_f1": 0.0, "iou": 0.0}]
+    >>> counts, values = set_summary(rows)
+    >>> counts["n_negative"], values["specificity"].tolist(), values["fpr"].tolist(), len(values["f1"])
+    (2, [1.0, 0.0], [0.0, 1.0], 0)
+    """
+    if not any("kind" in r for r in rows):
+        return {}, {}
+    groups = {
+        "all": rows,
+        "negative": [r for r in rows if r.get("kind") == "negative"],
+        "positive": [r for r in rows if r.get("kind") in ("single", "multi")],
+        "multi": [r for r in rows if r.get("kind") == "multi"],
+    }
+    groups["sided"] = [r for r in groups["positive"] if r.get("wrong_side") is not None]
+    counts = {"n_positive": len(groups["positive"]), "n_negative": len(groups["negative"]),
+              "n_single": sum(r.get("kind") == "single" for r in rows), "n_multi": len(groups["multi"]),
+              "n_laterality": len(groups["sided"])}
+    values = {name: np.array([float(get(r)) for r in groups[over]], dtype=np.float64)
+              for name, (over, get) in SET_METRICS.items()}
+    return counts, values
 
 
 def bootstrap_ci(samples: dict[str, np.ndarray], *, resamples: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
@@ -131,5 +193,8 @@ def group_rows(rows: list[dict], key: str) -> dict[str, list[dict]]:
     return dict(sorted(groups.items(), key=lambda kv: kv[0].lower()))
 
 
+SET_STREAM = 3  # bootstrap stream of the open-set metrics (the others use the report's own seed)
+
+
 def _group_seed(seed: int, key: str, k: int) -> list[int]:
-    return [seed, 1 if key == "category" else 2, k]
+    return [seed, {"category": 1, "kind": 4}.get(key, 2), k]

@@ -4,7 +4,16 @@ Rules (documented in ``docs/evaluation.md``):
 
 * **Box IoU** — the *first* predicted box (the model's primary answer) against the
   *best-matching* ground-truth box (max IoU over the sample's targets); a missing,
-  failed or unparseable prediction scores 0.
+  failed or unparseable prediction scores 0.  Only for positive samples (at least one
+  true box); a negative (``boxes: []``) has no IoU.
+* **Sets of boxes** — every predicted box against every true box, matched one to one
+  (:func:`medground.metrics.match_boxes`, Hungarian on IoU, a hit at IoU >= 0.5): the
+  per-sample ``precision``, ``recall``, ``f1`` and ``matched_iou``; ``hit`` (some predicted
+  box matches some true box, for sensitivity); ``sample_f1`` counts every sample (a negative
+  answered with an explicit empty answer scores 1, anything else 0).
+* **Center** — the first predicted box's centre lies inside a true box (Center-Acc).
+* **Wrong side** — for a positive sample whose query names one side, whether a predicted
+  box's centre lies on the wrong half of the image (radiological convention).
 * **pDice** — only for samples whose ground truth has two key points; a prediction
   without points scores 0.  Reported only when some prediction carries points.
 * **Mask Dice / IoU** — only for samples with a ground-truth mask; a prediction without
@@ -21,7 +30,18 @@ from ..data.masks import load_mask
 from ..data.schema import Sample
 from ..errors import MedgroundError, where
 from ..geometry import PIXELS, Frame, map_boxes, map_points
-from ..metrics import box_iou, disc_dice, mask_dice, mask_iou
+from ..metrics import (
+    SET_IOU,
+    box_iou,
+    box_iou_matrix,
+    centers_inside,
+    disc_dice,
+    mask_dice,
+    mask_iou,
+    match_boxes,
+    query_side,
+    wrong_side,
+)
 from ..parsing import parse_completion
 from ..progress import progress as progress_bar
 from .readers import PredRecord
@@ -56,8 +76,9 @@ def score_against_dataset(
     extra = [r.id for r in records if r.id not in known]
     pairs = []
     for s in samples:
-        if not s.boxes:
-            raise MedgroundError(f"{where(data_path, None, s.id)}: sample has no target box to score against")
+        if not s.annotated:
+            raise MedgroundError(f"{where(data_path, None, s.id)}: sample has no 'boxes' field to score against "
+                                 "(list its target boxes, or write \"boxes\": [] for a negative)")
         rec = by_id.get(s.id)
         if rec is not None:
             rec = _resolve_record(rec, s, pred_path=pred_path, frame=frame, convert_frame=convert_frame)
@@ -99,6 +120,8 @@ def score_with_embedded_truth(
                 raise MedgroundError(f"{pred_path}: --frame {frame} needs the image size (--image-size WxH or --data)")
             box = map_boxes([box], size, src=src, dst=PIXELS)[0].tolist()
         iou = best_iou(box, rec.gt_boxes or [], variant) if box is not None else 0.0
+        truth = Sample(id=str(rec.id), image="", query=rec.query or "", boxes=list(rec.gt_boxes or []))
+        width = image_size[0] if image_size else (s.width if s is not None else None)
         rows.append(
             {
                 "id": s.id if s else rec.id,
@@ -108,6 +131,7 @@ def score_with_embedded_truth(
                 "category": s.category if s else rec.category,
                 "supercategory": s.supercategory if s else rec.supercategory,
                 "pred_box": box,
+                **set_fields([box] if box is not None else [], False, truth, width),
             }
         )
     return rows
@@ -159,6 +183,7 @@ def score_pairs(pairs, *, variant: str, pred_path, data_path, progress: bool = F
                 "supercategory": s.supercategory,
                 "pred_box": rec.box if ok else None,
                 "pred_points": rec.points if ok else None,
+                **set_fields(rec.predicted_boxes() if ok else [], bool(ok and rec.empty), s, _width(s)),
             }
         )
         if ok and rec.box is not None:
@@ -192,11 +217,15 @@ def _resolve_record(rec: PredRecord, s: Sample, *, pred_path, frame, convert_fra
         parsed = parse_completion(rec.completion)
         rec.needs_parse = False
         if not parsed.boxes:
-            rec.status = "unparseable"
+            if parsed.empty:  # "[]": the answer "not in this image"
+                rec.boxes, rec.empty, rec.status = [], True, "ok"
+            else:
+                rec.status = "unparseable"
             return rec
         size = _sample_size(s)
         src = _frame(fr, pred_path, rec)
-        rec.box = map_boxes([parsed.boxes[0]], size, src=src, dst=PIXELS)[0].tolist()
+        rec.boxes = map_boxes(parsed.boxes, size, src=src, dst=PIXELS).tolist()
+        rec.box = rec.boxes[0]
         if parsed.points and rec.points is None:
             rec.points = map_points(parsed.points[0], size, src=src, dst=PIXELS).tolist()
         rec.status = "ok"
@@ -205,6 +234,8 @@ def _resolve_record(rec: PredRecord, s: Sample, *, pred_path, frame, convert_fra
         src = _frame(frame, pred_path, rec)
         if rec.box is not None:
             rec.box = map_boxes([rec.box], size, src=src, dst=PIXELS)[0].tolist()
+        if rec.boxes:
+            rec.boxes = map_boxes(rec.boxes, size, src=src, dst=PIXELS).tolist()
         if rec.points is not None:
             rec.points = map_points(rec.points, size, src=src, dst=PIXELS).tolist()
     return rec
@@ -260,6 +291,49 @@ def _drop_unreported(rows: list[dict], records: list[PredRecord]) -> None:
 
 
 # --------------------------------------------------------------------------- pure functions
+
+
+def set_fields(pred: list, empty: bool, sample: Sample, width: float | None = None, threshold: float = SET_IOU) -> dict:
+    """The zero/one/many-target fields of one row: ``kind`` (``negative`` | ``single`` |
+    ``multi``), ``n_pred``, ``empty`` (an explicit empty answer), the one-to-one set scores
+    ``precision`` / ``recall`` / ``f1`` / ``matched_iou`` (positives), ``hit`` and ``center``
+    (positives), ``sample_f1`` (every sample) and ``side`` / ``wrong_side`` (positives whose
+    query names one side; needs the image ``width``, default the sample's).  ``pred``: the
+    predicted boxes of an ``ok`` prediction (original pixels), [] otherwise.
+
+    >>> s = Sample(id="a", image="x.png", query="left effusion", boxes=[[60, 0, 90, 20]], width=100, height=100)
+    >>> f = set_fields([[10, 0, 40, 20]], False, s)
+    >>> f["kind"], f["sample_f1"], f["hit"], f["center"], f["wrong_side"]
+    ('single', 0.0, False, False, True)
+    >>> set_fields([], True, Sample(id="n", image="x.png", query="right effusion", boxes=[]))["sample_f1"]
+    1.0
+    """
+    gt = sample.boxes
+    out: dict = {"kind": sample.kind, "n_pred": len(pred), "empty": bool(empty and not pred)}
+    if not gt:  # a negative: right only when answered "not in this image"
+        out["sample_f1"] = 1.0 if out["empty"] else 0.0
+        return out
+    match = match_boxes(pred, gt, threshold)
+    hit = bool(pred) and float(box_iou_matrix(pred, gt).max()) >= threshold  # any pair, matched or not
+    out.update(precision=match.precision, recall=match.recall, f1=match.f1, matched_iou=match.matched_iou,
+               sample_f1=match.f1, hit=hit, center=bool(pred and centers_inside(pred[:1], gt).any()))
+    side = query_side(sample.query)
+    width = width or sample.width
+    if side is not None:
+        out["side"] = side
+        out["wrong_side"] = wrong_side(pred, side, width) if pred and width else None
+    return out
+
+
+def _width(s: Sample) -> int | None:
+    """The image width for the laterality check: the sample's, else the image's when a query
+    names a side (None when the image cannot be read: the check is then left out)."""
+    if s.width or not s.boxes or query_side(s.query) is None:
+        return s.width
+    try:
+        return _sample_size(s)[0]
+    except MedgroundError:
+        return None
 
 
 def best_iou(box, gt_boxes, variant: str = "standard") -> float:

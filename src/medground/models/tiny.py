@@ -7,7 +7,8 @@
 
 * a byte-level BPE tokenizer trained with ``tokenizers`` on the prompt templates
   rendered on every phantom query (plus teacher answers; for families other than
-  Qwen2.5-VL also their native template and frame), digits split one per token
+  Qwen2.5-VL also their native template and frame; with ``open_set`` also the open-set
+  queries and the answers for zero and several targets), digits split one per token
   (coordinates), ``<think>``/``</think>``/``<answer>``/``</answer>`` as single
   (non-special) tokens, the family's special tokens and chat template;
 * the family's processor with small images: Qwen-VL families get ``min_pixels`` /
@@ -71,6 +72,9 @@ class TinyConfig:
         "help": "Image processor max_pixels (families with a fixed input size: a square of this many pixels, "
                 "rounded down to their patch grid)."})
     template: str = field(default="r1", metadata={"help": "Default prompt template stored in medground.json."})
+    open_set: bool = field(default=False, metadata={
+        "help": "Also train the tokenizer on the open-set queries and answers (negatives, multi-target phrases, "
+                "the r1_open template); false keeps the tokenizer of the closed-set phantom."})
 
     def __post_init__(self):
         from .families import resolve_template
@@ -100,12 +104,18 @@ class TinyConfig:
             raise ConfigError("template", str(exc)) from None
 
 
-def tokenizer_corpus(family=None) -> list[str]:
+#: Added for ``open_set``.
+OPEN_SET_TEMPLATES = ("r1_open",)
+
+
+def tokenizer_corpus(family=None, open_set: bool = False) -> list[str]:
     """Texts the tokenizer is trained on: every template of :data:`CORPUS_TEMPLATES`
     rendered on every phantom query in the frames a tiny model may use, teacher answers,
     digits and JSON; for a family other than Qwen2.5-VL also its native template (prompt
-    and answers) and our templates in its frame."""
-    from ..data.phantom import query_bank
+    and answers) and our templates in its frame.  ``open_set`` adds the multi-target
+    queries, the ``r1_open`` template and teacher answers for zero and two targets (in the
+    family's frame and native syntax too)."""
+    from ..data.phantom import findings_bank, open_query_bank, query_bank
     from ..geometry import Frame
     from ..templates import get_template
 
@@ -129,11 +139,33 @@ def tokenizer_corpus(family=None) -> list[str]:
     fam = get_family(family or DEFAULT_FAMILY)
     if fam.name != DEFAULT_FAMILY:
         texts.extend(_family_corpus(fam, queries, templates))
+    if open_set:
+        texts += _open_set_corpus(frames, sizes, queries + open_query_bank())
+        texts += [f"<think>{f}</think>" for f in findings_bank()] + [", ".join(findings_bank())]
+        if fam.name != DEFAULT_FAMILY:
+            open_templates = [get_template(name) for name in CORPUS_TEMPLATES + OPEN_SET_TEMPLATES]
+            texts.extend(_family_corpus(fam, open_query_bank(), open_templates, targets=2))
     return texts
 
 
-def _family_corpus(fam, queries, templates) -> list[str]:
-    """The family's native prompts and answers, and our templates stating its frame."""
+def _open_set_corpus(frames, sizes, queries: list[str]) -> list[str]:
+    """Prompts and teacher answers (none, one and two targets) of every template on ``queries``."""
+    from ..templates import get_template
+
+    texts = []
+    for t in map(get_template, CORPUS_TEMPLATES + OPEN_SET_TEMPLATES):
+        for i, q in enumerate(queries):
+            w, h = sizes[i % len(sizes)]
+            texts.append(t.render(q, frames[i % len(frames)], w, h))
+            box = [(7 * i) % 200, (13 * i) % 200, (7 * i) % 200 + 24, (13 * i) % 200 + 31]
+            other = [(11 * i) % 200, (5 * i) % 200, (11 * i) % 200 + 30, (5 * i) % 200 + 22]
+            texts += [t.teacher(q, targets) for targets in ([], [box], [box, other])]
+    return texts
+
+
+def _family_corpus(fam, queries, templates, targets: int = 1) -> list[str]:
+    """The family's native prompts and answers (for one target, or also for two with
+    ``targets=2``), and our templates stating its frame."""
     from .families import resolve_template
 
     frame = fam.frame()
@@ -142,10 +174,13 @@ def _family_corpus(fam, queries, templates) -> list[str]:
     for i, q in enumerate(queries):
         w, h = (200 + 8 * (i % 7), 160 + 8 * (i % 5))
         box = [(7 * i) % 500, (13 * i) % 500, (7 * i) % 500 + 240, (13 * i) % 500 + 310]
+        other = [(11 * i) % 500, (5 * i) % 500, (11 * i) % 500 + 300, (5 * i) % 500 + 220]
         if frame.kind == "norm1":
-            box = [round(v / 1000, 3) for v in box]
+            box, other = ([round(v / 1000, 3) for v in b] for b in (box, other))
         if native is not None:
             texts += [native.render(q, frame, w, h), native.teacher(q, box)]
+            if targets == 2:
+                texts.append(native.teacher(q, [box, other]))
         t = templates[i % len(templates)]
         texts.append(t.render(q, frame, w, h))
     return texts
@@ -223,7 +258,7 @@ def build_tiny_model(out: str | os.PathLike, seed: int = 0, config: TinyConfig |
         raise MedgroundError(f"{out}: exists and is not a folder")
     if out.exists() and any(out.iterdir()) and not overwrite and not _is_tiny_checkpoint(out):
         raise MedgroundError(f"{out}: exists, is not empty and is not a tiny checkpoint (use --overwrite to replace it)")
-    corpus = tokenizer_corpus(fam.name)
+    corpus = tokenizer_corpus(fam.name, open_set=cfg.open_set)
     tokenizer = build_tokenizer(corpus, vocab_size=cfg.vocab_size, tokens=fam.tokens)
     processor, model_config, model_cls = fam.tiny(tokenizer, cfg)
     devices = []

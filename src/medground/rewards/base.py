@@ -195,6 +195,16 @@ class Batch:
             raise MedgroundError(f"reward {self.name} [{self.sample_id(i)}]: malformed {column!r}: {exc}") from None
         return boxes
 
+    def is_negative(self, i: int, column: str = "boxes") -> bool:
+        """Whether sample ``i`` is a negative: the dataset forwards ``column`` and its boxes
+        are an explicit empty list (the query names something absent from the image)."""
+        if column not in self.columns or self.column(column, i) is None:
+            return False
+        try:
+            return len(as_boxes(self.column(column, i))) == 0
+        except (TypeError, ValueError):
+            return False
+
     def to_image_pixels(self, boxes, i: int) -> np.ndarray:
         """Predicted boxes (policy frame) in pixels of the image the policy saw.
 

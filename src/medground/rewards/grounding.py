@@ -66,7 +66,8 @@ ANSWER_ONLY_RE = re.compile(r"\s*<answer>(?:(?!</?think>|</?answer>).)*</answer>
 
 @register(
     "format",
-    description="1.0 when the completion is <think>…</think><answer>…</answer> and the answer holds a parseable box",
+    description="1.0 when the completion is <think>…</think><answer>…</answer> and the answer holds a parseable box "
+                "(on a negative sample: a box or an explicit empty answer)",
     options={"require_think": Option("demand a <think> block before the answer")},
 )
 class FormatReward(Reward):
@@ -74,7 +75,9 @@ class FormatReward(Reward):
     ``<think>…</think><answer>…</answer>`` (whitespace around allowed, nothing else
     outside the tags; ``require_think=False`` accepts an answer alone) and the answer
     holds at least one box (``[x1, y1, x2, y2]`` or JSON with a box key, integer or
-    float).  Logs ``has_think``, ``has_answer``, ``well_formed`` and ``has_box``.
+    float) — or, on a negative sample (an empty ``boxes`` list), an explicit empty answer
+    (``[]``, ``{"bbox_2d": []}``, ``{"bbox": null}``).  Logs ``has_think``, ``has_answer``,
+    ``well_formed`` and ``has_box``.
     The released regex variant is ``medground_r1_format``.
 
     Returns:
@@ -95,9 +98,9 @@ class FormatReward(Reward):
 
     def score(self, batch: Batch):
         rewards, comp = [], {"has_think": [], "has_answer": [], "well_formed": [], "has_box": []}
-        for p in batch.parsed:
+        for i, p in enumerate(batch.parsed):
             shape_ok = p.well_formed or (not self.require_think and bool(ANSWER_ONLY_RE.fullmatch(p.text)))
-            has_box = bool(p.has_answer and p.boxes)
+            has_box = bool(p.has_answer and (p.boxes or (p.empty and batch.is_negative(i))))
             rewards.append(1.0 if shape_ok and has_box else 0.0)
             for k, v in (("has_think", p.has_think), ("has_answer", p.has_answer), ("well_formed", p.well_formed), ("has_box", has_box)):
                 comp[k].append(float(v))

@@ -17,6 +17,9 @@ The crop is the answer box mapped to the pixels of the forwarded ``image`` (what
 policy saw), widened by ``margin`` × its width / height on each side and clipped to
 the image.  ``margin`` defaults to the one an encoder from ``medground semantic fit``
 was trained with (its ``fit_report.json``), else 0.0 (the paper's plain crop).  No box, an empty crop or no image gives 0.0.
+A negative sample (the ``boxes`` column forwarded and empty: the query names something
+absent from the image) scores None: no crop can agree with it, and a crop resembling the
+finding must not reward a false positive.
 
 Pickling (multiprocess data loading, ``accelerate``): a reward built from an encoder
 *spec* pickles the spec, not the model, and loads the encoder again, once, when it is
@@ -111,8 +114,8 @@ class SemanticReward(GuardedReward):
     gave a crop).
 
     Returns:
-        list[float]: ``(cos + 1) / 2`` (or 0/1 in threshold mode) per completion; 0.0
-        without a box, a crop or an image.
+        list[float | None]: ``(cos + 1) / 2`` (or 0/1 in threshold mode) per completion; 0.0
+        without a box, a crop or an image; None on a negative sample.
 
     Example:
         >>> import torch
@@ -181,13 +184,16 @@ class SemanticReward(GuardedReward):
             raise MedgroundError("reward semantic: the dataset forwards no 'image' column to crop from")
         if self.text_column not in batch.columns:
             raise MedgroundError(f"reward semantic: the dataset has no {self.text_column!r} column")
-        rewards: list[float] = [0.0] * len(batch)
+        rewards: list[float | None] = [0.0] * len(batch)
         crops, where = [], []  # unique crops; per completion (index, crop index, text)
         seen: dict[tuple, int] = {}
         comp = {"cropped": [], "cosine": []}
         if self.guards.active:
             comp["guarded"] = []
         for i, p in enumerate(batch.parsed):
+            if batch.is_negative(i):
+                rewards[i] = None
+                continue
             image, text = _pil(batch.image(i)), batch.column(self.text_column, i)
             rect = None
             if p.boxes and image is not None and isinstance(text, str) and text.strip():

@@ -1,6 +1,8 @@
 """Training callbacks: greedy grounding evaluation on the validation split every N
 steps (``val/miou``, ``val/acc@0.5`` logged beside TRL's metrics, so TensorBoard and
-``trainer_state.json`` have them), validation completions, and the training plot.
+``trainer_state.json`` have them; with negatives or multi-target samples in the split also
+``val/specificity``, ``val/f1_multi`` and ``val/sample_f1``), validation completions, and
+the training plot.
 
 The evaluation runs on every process (each takes a shard of the validation samples)
 and gathers the IoUs, so it works under DDP, ZeRO and FSDP alike.
@@ -19,6 +21,8 @@ from ..data.schema import Sample
 from ..evaluate.scoring import best_iou
 from ..fileio import save_figure
 from ..geometry import Frame
+from ..metrics import match_boxes
+from ..parsing import parse_completion
 
 CURVES_PNG = "training_curves.png"
 VAL_COMPLETIONS = "val_completions.jsonl"
@@ -59,22 +63,42 @@ def evaluate_grounding(model, processor, frame: Frame, template, samples: list[S
         for s, size, text in zip(chunk, sizes, outs):
             boxes, _ = decode_answer(text, size, frame)
             iou = best_iou(boxes[0] if len(boxes) else None, s.boxes)
-            records.append({"id": s.id, "query": s.query, "category": s.category, "completion": text,
-                            "pred_box": boxes[0] if boxes else None, "gt_box": s.boxes[0] if s.boxes else None,
-                            "iou": iou})
+            record = {"id": s.id, "query": s.query, "category": s.category, "completion": text,
+                      "pred_box": boxes[0] if boxes else None, "gt_box": s.boxes[0] if s.boxes else None,
+                      "iou": iou}
+            if s.boxes:
+                record["set_f1"] = match_boxes(boxes, s.boxes).f1
+            else:  # a negative: right only when answered "not in this image"
+                record["empty"] = not boxes and parse_completion(text).empty
+                record["set_f1"] = 1.0 if record["empty"] else 0.0
+            if len(s.boxes) != 1:
+                record["kind"] = "negative" if not s.boxes else "multi"
+            records.append(record)
     return summarize(records, iou_threshold)
 
 
 def summarize(records: list[dict], iou_threshold: float = 0.5) -> dict:
-    ious = np.array([r["iou"] for r in records], dtype=float)
-    n = len(ious)
-    return {
+    """``miou`` / ``acc`` over the samples with a target (fractions), ``parsed`` over all; with
+    negatives or multi-target samples among them also ``specificity`` (negatives answered
+    with an explicit empty answer), ``f1_multi`` (mean set F1 of the multi-target samples)
+    and ``sample_f1`` (every sample: the set F1, 1 for a correct negative)."""
+    positive = [r for r in records if r.get("kind") != "negative"]
+    ious = np.array([r["iou"] for r in positive], dtype=float)
+    n = len(records)
+    out = {
         "n": n,
-        "miou": float(ious.mean()) if n else 0.0,
-        "acc": float((ious > iou_threshold).mean()) if n else 0.0,
+        "miou": float(ious.mean()) if len(ious) else 0.0,
+        "acc": float((ious > iou_threshold).mean()) if len(ious) else 0.0,
         "parsed": float(np.mean([r["pred_box"] is not None for r in records])) if n else 0.0,
         "records": records,
     }
+    if any("kind" in r for r in records):
+        neg = [r["empty"] for r in records if r.get("kind") == "negative"]
+        multi = [r["set_f1"] for r in records if r.get("kind") == "multi"]
+        out["specificity"] = float(np.mean(neg)) if neg else None
+        out["f1_multi"] = float(np.mean(multi)) if multi else None
+        out["sample_f1"] = float(np.mean([r["set_f1"] for r in records]))
+    return out
 
 
 class GroundingEvalCallback(TrainerCallback):
@@ -133,6 +157,9 @@ class GroundingEvalCallback(TrainerCallback):
         summary = summarize(records, self.cfg.iou_threshold)
         t = self.cfg.iou_threshold
         metrics = {"val/miou": summary["miou"], f"val/acc@{t:g}": summary["acc"], "val/parsed": summary["parsed"]}
+        for key in ("specificity", "f1_multi", "sample_f1"):
+            if summary.get(key) is not None:
+                metrics[f"val/{key}"] = summary[key]
         # logged while the model is in eval mode: TRL's trainers then add no training averages.
         # Trainer.log clears control.should_log; keep it, or this step's training log is lost.
         should_log = trainer.control.should_log

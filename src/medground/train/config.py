@@ -235,7 +235,8 @@ class SFTOptions:
         "help": "Truncate prompt + completion to N tokens (null: never)."})
     completion_only_loss: bool = field(default=True, metadata={"help": "Loss on the completion tokens only."})
     think: str | None = field(default=None, metadata={
-        "help": "Fixed reasoning text instead of the template's (e.g. a short one for tiny models)."})
+        "help": "Fixed reasoning text instead of the template's (e.g. a short one for tiny models); {key} is "
+                "filled from each sample's meta (e.g. {findings} of the open-set phantom)."})
 
     def __post_init__(self):
         check_range(self, "max_length", low=1)

@@ -335,9 +335,9 @@ def validate_sample(s: Sample, ctx: Context) -> str | None:
         return "empty sample id"
     if not (s.query or "").strip():
         return "empty query / phrase"
-    if not s.boxes:
+    if not s.boxes and not s.meta.get("negative"):  # a negative (meta.negative) has none on purpose
         return "no box"
-    b = np.asarray(s.boxes, dtype=np.float64)
+    b = np.asarray(s.boxes, dtype=np.float64) if s.boxes else np.zeros((0, 4))
     if b.ndim != 2 or b.shape[1] != 4:
         return f"malformed boxes {s.boxes!r}"
     if not np.isfinite(b).all():

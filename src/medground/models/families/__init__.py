@@ -42,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...errors import MedgroundError
-from ...geometry import QWEN_FACTOR, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame
+from ...geometry import QWEN_FACTOR, QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, Frame, as_boxes
 from ...registry import Registry
 from ...templates import Template, get_template
 
@@ -193,8 +193,10 @@ def processor_pixels(processor) -> tuple[int, int, int]:
 class NativeTemplate(Template):
     """A family's own grounding prompt: the question its model card / cookbook asks (it
     names no frame: the model knows its own) and an answer in its native syntax,
-    written by ``write(label, box, points)`` with coordinates already in the family's
-    frame (and order)."""
+    written by ``write(label, boxes, points)`` for a list of zero, one or several boxes
+    (a negative, one target, a multi-target phrase) with coordinates already in the
+    family's frame (and order).  A syntax that cannot say "not in this image" raises
+    :class:`MedgroundError` for no box."""
 
     write: Callable | None = field(default=None, repr=False, compare=False)
 
@@ -202,11 +204,19 @@ class NativeTemplate(Template):
         return self.question.format(query=query.strip().rstrip("."))
 
     def answer_json(self, box, points=None, *, digits: int = 0) -> str:
-        return self.write("", box, points)
+        return self.write("", [box], points)
+
+    def answer_boxes(self, boxes, points=None, *, digits: int = 0) -> str:
+        return self.write("", _box_rows(boxes), points)
 
     def teacher(self, query: str, box, points=None, *, region: str | None = None, context: list | None = None,
                 digits: int = 0) -> str:
-        return self.write(region or query.strip().rstrip("."), box, points)
+        return self.write(region or query.strip().rstrip("."), _box_rows(box), points)
+
+
+def _box_rows(boxes) -> list[list[float]]:
+    """One box, a list of boxes, or None / [] (no box) as a list of ``[x1, y1, x2, y2]``."""
+    return [] if boxes is None else as_boxes(boxes).tolist()
 
 
 #: ``<family>-native`` -> the family's :class:`NativeTemplate` (kept apart from
@@ -241,11 +251,11 @@ def ints(values) -> list[int]:
     return [int(round(float(v))) for v in values]
 
 
-def json_objects(key: str, label: str, box, *, digits: int | None = None, fence: bool = True) -> str:
-    """``[{key: box, "label": label}]`` as the Qwen / Gemma cookbooks print it (in a
-    ```` ```json ```` fence)."""
-    values = ints(box) if digits is None else [round(float(v), digits) for v in box]
-    text = json.dumps([{key: values, "label": label}])
+def json_objects(key: str, label: str, boxes, *, digits: int | None = None, fence: bool = True) -> str:
+    """``[{key: box, "label": label}, ...]``, one object per box (``[]`` for none), as the
+    Qwen / Gemma cookbooks print it (in a ```` ```json ```` fence)."""
+    rows = [ints(box) if digits is None else [round(float(v), digits) for v in box] for box in boxes]
+    text = json.dumps([{key: values, "label": label} for values in rows])
     return f"```json\n{text}\n```" if fence else text
 
 

@@ -60,8 +60,8 @@ TOKENS = Tokens(
 )
 
 
-def _write(label: str, box, points=None) -> str:
-    return json_objects("box_2d", label, box)
+def _write(label: str, boxes, points=None) -> str:
+    return json_objects("box_2d", label, boxes)
 
 
 NATIVE = native_template(

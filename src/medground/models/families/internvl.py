@@ -51,9 +51,9 @@ TOKENS = Tokens(
 )
 
 
-def _write(label: str, box, points=None) -> str:
+def _write(label: str, boxes, points=None) -> str:
     ref = f"<ref>{label}</ref>" if label else ""
-    return f"{ref}<box>[{ints(box)}]</box>"
+    return f"{ref}<box>{[ints(box) for box in boxes]}</box>"
 
 
 NATIVE = native_template(

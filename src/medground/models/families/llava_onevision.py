@@ -58,8 +58,9 @@ TOKENS = Tokens(special=(*QWEN_SPECIAL_TOKENS, "<image>", "<video>"), eos="<|im_
                 attributes={"image_token": "<image>", "video_token": "<video>"})
 
 
-def _write(label: str, box, points=None) -> str:
-    return json.dumps([round(float(v), 3) for v in box])
+def _write(label: str, boxes, points=None) -> str:
+    rows = [[round(float(v), 3) for v in box] for box in boxes]
+    return json.dumps(rows[0] if len(rows) == 1 else rows)  # one box bare; several (or none) as a list
 
 
 NATIVE = native_template(

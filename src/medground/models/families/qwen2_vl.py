@@ -23,13 +23,16 @@
 
 from __future__ import annotations
 
+from ...errors import MedgroundError
 from . import QWEN_SPECIAL_TOKENS, QWEN_VL_TOKENS, Family, ints, native_template, register, text_config
 
 
-def _write(label: str, box, points=None) -> str:
-    x1, y1, x2, y2 = ints(box)
+def _write(label: str, boxes, points=None) -> str:
+    if not len(boxes):
+        raise MedgroundError("qwen2-vl-native: Qwen2-VL's grounding syntax has no answer for 'not in this image' "
+                             "(a negative, boxes: []); train negatives with a template that has one (r1, r1_open)")
     ref = f"<|object_ref_start|>{label}<|object_ref_end|>" if label else ""
-    return f"{ref}<|box_start|>({x1},{y1}),({x2},{y2})<|box_end|>"
+    return ref + "".join(f"<|box_start|>({x1},{y1}),({x2},{y2})<|box_end|>" for x1, y1, x2, y2 in map(ints, boxes))
 
 
 NATIVE = native_template(

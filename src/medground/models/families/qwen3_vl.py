@@ -32,8 +32,8 @@ from __future__ import annotations
 from . import QWEN_SPECIAL_TOKENS, QWEN_VL_TOKENS, Family, json_objects, native_template, register, text_config
 
 
-def _write(label: str, box, points=None) -> str:
-    return json_objects("bbox_2d", label, box)
+def _write(label: str, boxes, points=None) -> str:
+    return json_objects("bbox_2d", label, boxes)
 
 
 NATIVE = native_template(
