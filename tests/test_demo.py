@@ -203,7 +203,7 @@ def fake_builders(monkeypatch):
 
     calls = []
 
-    def model(path, seed, config):
+    def model(path, seed, config, family="qwen2.5-vl"):
         calls.append("model")
         Path(path).mkdir(parents=True, exist_ok=True)
         (Path(path) / "config.json").write_text(json.dumps({"seed": seed}))

@@ -261,11 +261,15 @@ def test_an_unknown_model_type_is_one_clear_line(tmp_path, capsys):
     from transformers import LlavaConfig
 
     LlavaConfig().save_pretrained(tmp_path / "llava")  # LLaVA-1.5: transformers knows it, no family covers it
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "llava" / "model.safetensors"))  # a complete weights file
     data = tmp_path / "d.jsonl"
     data.write_text('{"id": "a", "image": "a.png", "query": "q"}\n')
     with pytest.raises(SystemExit) as done:
         main(["predict", "--model", str(tmp_path / "llava"), "--data", str(data), "--out", str(tmp_path / "p.jsonl")])
     assert done.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    lines = capsys.readouterr().err.strip().splitlines()  # "model: local folder ..." (which source), then the error
+    err = lines[-1]
+    assert [line for line in lines if line.startswith("error:")] == [err] and "Traceback" not in "".join(lines)
     assert "unknown model type 'llava'" in err and "--family" in err and "--frame" in err and "qwen3-vl" in err
