@@ -295,6 +295,28 @@ def test_a_stage_without_a_record_is_made_again(tmp_path, capsys, fake_builders)
     assert "part of its output is missing" in capsys.readouterr().err
 
 
+def test_the_open_set_options_are_stage_settings(tmp_path, capsys, fake_builders):
+    """A changed negative / multi-target rate makes the data and everything trained on it again
+    (the tokenizer keys on open_set, not on the rates); grpo_repeat makes GRPO alone again; a
+    closed-set run's records hold no open-set key (those of earlier runs still match)."""
+    out = tmp_path / "demo"
+    made, _, stages = fake_builders(out, [])
+    assert "negative_frac" not in stages["data"].settings and "open_set" not in stages["model"].settings["tiny"]
+    capsys.readouterr()
+    made, _, stages = fake_builders(out, ["--negative_frac", "0.2", "--multi_frac", "0.2"])
+    assert made == ["model", "encoder", "sft", "grpo"] and stages["model"].settings["tiny"]["open_set"] is True
+    assert "negative_frac" in capsys.readouterr().err
+    made, _, stages = fake_builders(out, ["--negative_frac", "0.3", "--multi_frac", "0.2"])
+    assert made == ["encoder", "sft", "grpo"] and stages["model"].reused
+    made, _, _ = fake_builders(out, ["--negative_frac", "0.3", "--multi_frac", "0.2", "--grpo_repeat", "{negative: 2}"])
+    assert made == ["grpo"]
+    made, _, _ = fake_builders(out, ["--negative_frac", "0.3", "--multi_frac", "0.2", "--grpo_repeat", "{negative: 2}",
+                                     "--sft_repeat", "{multi: 2}"])
+    assert made == ["sft", "grpo"]
+    made, _, _ = fake_builders(out, [])
+    assert made == ["model", "encoder", "sft", "grpo"]
+
+
 def test_report_shows_both_wall_times_of_a_resumed_run():
     from medground.demo import _wall_time
 

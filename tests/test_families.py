@@ -23,6 +23,7 @@ from medground.models.families import (
     resolve_frame,
     resolve_template,
 )
+from medground.parsing import parse_completion
 from medground.predict import decode_answer
 
 FAMILIES = [f.name for f in families()]
@@ -77,6 +78,50 @@ def test_an_oracle_answer_in_the_native_syntax_maps_back_to_the_truth(family, si
     assert len(boxes) == 1
     assert box_iou(boxes, [truth])[0] > 0.99
     assert decode_answer(text, size, fam) == decode_answer(text, size, frame)  # family object, name or frame
+
+
+@pytest.mark.parametrize("family", NATIVE)
+def test_a_native_answer_for_several_targets_or_none(family):
+    """Multi-target and negative SFT samples in the native syntax: every box comes back, in
+    order; "not in this image" is an explicit empty answer, or refused in one line by a
+    syntax that cannot say it (Qwen2-VL's box tokens)."""
+    fam, size = get_family(family), (1000, 700)
+    truth = [_truth(size), [600.0, 70.0, 900.0, 350.0], [50.0, 500.0, 300.0, 680.0]]
+    s = Sample(id="m", image="x.png", query="the masses", boxes=truth, width=size[0], height=size[1])
+    template = resolve_template(fam.native_template)
+    text = teacher_completion(template, s, fam.frame())
+    boxes, _ = decode_answer(text, size, family)
+    assert len(boxes) == 3 and (box_iou(boxes, truth) > 0.99).all()
+    one = Sample(id="o", image="x.png", query="the masses", boxes=truth[:1], width=size[0], height=size[1])
+    in_frame = map_boxes(truth[:1], size, PIXELS, fam.frame())[0]
+    assert teacher_completion(template, one, fam.frame()) == template.teacher("the masses", in_frame)  # as before
+    negative = Sample(id="n", image="x.png", query="right effusion", boxes=[], width=size[0], height=size[1])
+    if family == "qwen2-vl":
+        with pytest.raises(MedgroundError, match="qwen2-vl-native: .*no answer for 'not in this image'"):
+            teacher_completion(template, negative, fam.frame())
+        return
+    empty = parse_completion(teacher_completion(template, negative, fam.frame()))
+    assert empty.boxes == [] and empty.empty
+
+
+# Several instances as each family's sources print them (numbers as written).
+NATIVE_MULTI = {
+    "qwen2-vl": "<|object_ref_start|>masses<|object_ref_end|><|box_start|>(1,2),(3,4)<|box_end|>"
+                "<|box_start|>(5,6),(7,8)<|box_end|>",
+    "qwen2-vl, tokens skipped": "masses(1,2),(3,4)(5,6),(7,8)",
+    "qwen2.5-vl": '```json\n[\n\t{"bbox_2d": [1, 2, 3, 4], "label": "mass"},\n\t{"bbox_2d": [5, 6, 7, 8], '
+                  '"label": "mass"}\n]\n```',
+    "internvl": "<ref>masses</ref><box>[[1, 2, 3, 4], [5, 6, 7, 8]]</box>",
+    "internvl, tokens skipped": "masses[[1, 2, 3, 4], [5, 6, 7, 8]]",
+    "gemma3": '```json\n[{"box_2d": [1, 2, 3, 4], "label": "mass"}, {"box_2d": [5, 6, 7, 8], "label": "mass"}]\n```',
+    "llava-onevision": "[[1, 2, 3, 4], [5, 6, 7, 8]]",
+}
+
+
+@pytest.mark.parametrize("text", NATIVE_MULTI.values(), ids=NATIVE_MULTI.keys())
+def test_every_box_of_a_native_multi_box_answer(text):
+    p = parse_completion(text)
+    assert p.boxes == [[1, 2, 3, 4], [5, 6, 7, 8]] and not p.empty
 
 
 @pytest.mark.parametrize("family", FAMILIES)

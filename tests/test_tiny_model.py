@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -16,7 +17,13 @@ from medground.cli import main  # noqa: E402
 from medground.data.phantom import render_phantom  # noqa: E402
 from medground.errors import MedgroundError  # noqa: E402
 from medground.geometry import smart_resize  # noqa: E402
-from medground.models.tiny import TAG_TOKENS, build_tiny_model  # noqa: E402
+from medground.models.tiny import (  # noqa: E402
+    TAG_TOKENS,
+    TINY_FAMILIES,
+    build_tiny_model,
+    build_tokenizer,
+    tokenizer_corpus,
+)
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +166,33 @@ def test_refuses_to_replace_a_folder_that_is_not_a_tiny_checkpoint(tmp_path, tin
     again = build_tiny_model(tmp_path / "t", seed=0)
     build_tiny_model(again, seed=0)  # a previous tiny checkpoint is simply rebuilt
     assert (again / "model.safetensors").read_bytes() == (tiny_dir / "model.safetensors").read_bytes()
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_open_set_tokenizer_learns_the_open_set_texts_of_every_family(family):
+    """``open_set`` only adds texts (the closed-set corpus, hence tokenizer, is the one it was);
+    the open-set prompt and the answers for several targets, ours and the family's native
+    one, take fewer tokens with it."""
+    from medground.data.phantom import open_query_bank
+    from medground.models.families import get_family, resolve_template
+    from medground.templates import get_template
+
+    fam = get_family(family)
+    closed_corpus, open_corpus = tokenizer_corpus(family), tokenizer_corpus(family, open_set=True)
+    assert open_corpus[: len(closed_corpus)] == closed_corpus and len(open_corpus) > len(closed_corpus)
+    closed, opened = (build_tokenizer(c, tokens=fam.tokens) for c in (closed_corpus, open_corpus))
+    query, two = open_query_bank()[0], [[100, 200, 300, 400], [500, 600, 700, 800]]
+    texts = [get_template("r1_open").render(query, fam.frame(), 640, 480), get_template("r1_open").teacher(query, two)]
+    if fam.native_template:
+        texts.append(resolve_template(fam.native_template).teacher(query, two))
+    for text in texts:
+        assert len(opened(text)["input_ids"]) < len(closed(text)["input_ids"]), text
+
+
+def test_an_open_set_tiny_model_records_it(tmp_path, tiny_dir):
+    from medground.models.tiny import TinyConfig
+
+    out = build_tiny_model(tmp_path / "open", seed=0, config=TinyConfig(hidden_size=32, open_set=True))
+    assert json.loads((out / "medground.json").read_text())["tiny_config"]["open_set"] is True
+    assert (out / "tokenizer.json").read_bytes() != (tiny_dir / "tokenizer.json").read_bytes()
+    assert not json.loads((tiny_dir / "medground.json").read_text())["tiny_config"]["open_set"]
