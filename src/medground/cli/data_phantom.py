@@ -26,8 +26,9 @@ def phantom(
                                   "lungs: every box)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
-    """Synthetic chest radiographs with six finding categories, explicit and implicit queries;
-    optionally negative and multi-target queries."""
+    """Synthetic chest radiographs with six finding categories, explicit and implicit queries.
+
+    Negative and multi-target queries on request (--negative-frac, --multi-frac)."""
     from ..data.phantom import generate_phantom_dataset
     from ..fileio import check_output_dir
     from ..progress import set_quiet

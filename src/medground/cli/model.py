@@ -21,10 +21,10 @@ def tiny(
     config: Path = typer.Option(None, "--config", help="YAML file of model fields (below)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty folder that is not a tiny checkpoint."),
 ) -> None:
-    """A small model of a family (default Qwen2.5-VL) from config with a tokenizer trained on the
-    templates; nothing is downloaded.
+    """A small model of a family (default Qwen2.5-VL) built from config; nothing is downloaded.
 
-    Set model fields after the options, e.g. --hidden-size 64 --layers 1.
+    Its tokenizer is trained on the templates (with the open-set queries and answers too when
+    --open-set is given).  Set model fields after the options, e.g. --hidden-size 64 --layers 1.
     """
     from ..config import load_config
     from ..fileio import check_output_dir
