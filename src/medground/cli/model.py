@@ -21,8 +21,10 @@ def tiny(
     config: Path = typer.Option(None, "--config", help="YAML file of model fields (below)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty folder that is not a tiny checkpoint."),
 ) -> None:
-    """A small model of a family (default Qwen2.5-VL) from config with a tokenizer trained on the
-    templates; nothing is downloaded.
+    """Build a small model of a family (default Qwen2.5-VL) from config; nothing is downloaded.
+
+    Its tokenizer is trained on the prompt templates, with the family's special tokens and
+    chat template.
 
     Set model fields after the options, e.g. --hidden-size 64 --layers 1.
     """
