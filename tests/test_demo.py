@@ -204,7 +204,7 @@ def fake_builders(monkeypatch):
     calls = []
 
     def model(path, seed, config, family="qwen2.5-vl"):
-        calls.append("model")
+        calls.append("model" if family == "qwen2.5-vl" else f"model:{family}")
         Path(path).mkdir(parents=True, exist_ok=True)
         (Path(path) / "config.json").write_text(json.dumps({"seed": seed}))
         return Path(path)
@@ -264,6 +264,10 @@ def test_a_stage_is_reused_only_with_the_settings_that_made_it(tmp_path, capsys,
     assert "data: " in err and "(seed: 0 -> 1" in err and "the model stage it builds on changed" in err
     records = {p.stem: json.loads(p.read_text()) for p in (out / "stages").glob("*.json")}
     assert records["data"]["settings"]["seed"] == 1 and all(r["complete"] for r in records.values())
+
+    made, _, _ = fake_builders(out, ["--seed", "1", "--grpo.train.max_steps", "6", "--family", "qwen3-vl"])
+    assert made == ["model:qwen3-vl", "sft", "grpo"]  # another family: another model (the data and encoder stay)
+    assert 'family: "qwen2.5-vl" -> "qwen3-vl"' in capsys.readouterr().err
 
 
 def test_an_interrupted_stage_resumes_and_keeps_its_time(tmp_path, capsys, fake_builders):

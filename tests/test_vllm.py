@@ -278,9 +278,14 @@ def _wait_healthy(port: int, server: subprocess.Popen, deadline: float) -> None:
 
 
 def _stop(server: subprocess.Popen, timeout: float = 60) -> None:
-    """SIGTERM to the server's process group, SIGKILL after ``timeout`` seconds."""
+    """SIGTERM to the server's process group, SIGKILL to the leader after ``timeout`` seconds;
+    returns once every process of the group (vLLM's engine core too) has exited, or after
+    another ``timeout`` seconds (the caller checks that none is left)."""
     import signal
 
+    import psutil
+
+    group = [p for p in psutil.process_iter() if _in_group(p, server.pid) and p.pid != server.pid]
     if server.poll() is None:
         os.killpg(server.pid, signal.SIGTERM)
         try:
@@ -288,6 +293,7 @@ def _stop(server: subprocess.Popen, timeout: float = 60) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait(timeout=30)
+    psutil.wait_procs(group, timeout=timeout)  # the engine core exits shortly after its parent
 
 
 def trl_vllm_serve(job: Path, model: Path, port: int) -> list[str]:

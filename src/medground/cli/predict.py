@@ -46,6 +46,7 @@ def predict(
     Data parallel: `accelerate launch --num_processes N -m medground predict ...` -- each
     process predicts its shard into OUT's part, the last one to finish merges them into OUT."""
     from ..engines import load_engine
+    from ..models.policy import check_family
     from ..models.source import resolve_model_source
     from ..predict import check_options, check_resumable, read_samples
     from ..progress import set_quiet
@@ -72,6 +73,7 @@ def predict(
         options.update(device=device)
     if data is not None:
         read_samples(data, root=root)  # a bad dataset fails now, not after the model has loaded
+    check_family(model, family=family, frame=frame)  # a model type no family covers: before its weights are read
     source = resolve_model_source(model)  # a mistyped folder fails here, offline
     if data is not None:
         check_resumable(model, data, out, template=template, max_new_tokens=max_new_tokens, overwrite=overwrite)

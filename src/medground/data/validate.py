@@ -248,6 +248,7 @@ def _decode_size(path: str, shown: str) -> tuple[tuple[int, int] | None, str | N
         return (int(im.size[0]), int(im.size[1])), None
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad image
         msg = _strip_location(str(exc), None) if isinstance(exc, MedgroundError) else f"{type(exc).__name__}: {exc}"
+        msg = msg.removeprefix(f"{path}: ").removeprefix(f"{Path(path).resolve()}: ")  # the file is named once
         return None, f"image does not decode: {shown} ({msg})"
 
 

@@ -278,6 +278,22 @@ def _frame_and_template(model_type: str, processor, meta: dict, frame, family, f
     return fr, name
 
 
+def check_family(model: str | os.PathLike, *, family: Family | str | None = None, frame=None) -> None:
+    """Before anything loads: a local checkpoint whose ``config.json`` names a model type no
+    family covers is refused in one line (:func:`_family`'s), unless ``family``, ``frame``
+    or the checkpoint's ``medground.json`` frame says what its numbers mean.  Anything
+    unreadable is left to the loader, which names it."""
+    path = Path(os.fspath(model)).expanduser()
+    if family or frame is not None or not (path / "config.json").is_file():
+        return
+    try:
+        model_type = json.loads((path / "config.json").read_text()).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        return
+    if model_type:
+        _family(str(model_type), None, _read_meta(path).get("frame"))
+
+
 def _family(model_type: str, family: Family | str | None, frame) -> Family | None:
     """The policy's family: the one named, else the one covering ``model_type``; None for an
     unknown model type only when a frame says what its numbers mean (else the one-line
