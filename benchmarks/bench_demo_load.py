@@ -92,9 +92,10 @@ def prepare(root: Path) -> None:
     from medground import demo
 
     cfg = demo.load_demo_config(None, ["--images", "120", "--semantic_fit.epochs", "1"])
-    data = demo.select_categories(cfg, demo.make_data(cfg, root), root)
-    demo.make_model(cfg, root)
-    demo.make_encoder(cfg, root, data)
+    stages: dict = {}  # the demo's stage records (written under root)
+    data = demo.select_categories(cfg, demo.make_data(cfg, root, stages), root)
+    demo.make_model(cfg, root, stages)
+    demo.make_encoder(cfg, root, data, stages)
 
 
 def run(root: Path, name: str, steps: int, warmup: int, competing: bool) -> dict:

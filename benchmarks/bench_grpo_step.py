@@ -162,9 +162,10 @@ def build_assets(tmp: Path, args) -> tuple:
     from medground import demo
 
     cfg = demo.load_demo_config(None, ["--images", str(args.images), "--semantic_fit.epochs", "1"])
-    data = demo.select_categories(cfg, demo.make_data(cfg, tmp), tmp)
-    model = Path(args.model) if args.model else demo.make_model(cfg, tmp)
-    encoder = demo.make_encoder(cfg, tmp, data)
+    stages: dict = {}  # the demo's stage records (written under tmp)
+    data = demo.select_categories(cfg, demo.make_data(cfg, tmp, stages), tmp)
+    model = Path(args.model) if args.model else demo.make_model(cfg, tmp, stages)
+    encoder = demo.make_encoder(cfg, tmp, data, stages)
     return cfg, data, model, encoder
 
 
