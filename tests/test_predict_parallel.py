@@ -37,12 +37,12 @@ def assets(tmp_path_factory):
     return root
 
 
-def _launch(assets, out: Path, port: int) -> subprocess.CompletedProcess:
+def _launch(assets, out: Path, port: int, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
            "--multi_gpu", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
            "-m", "medground", "predict", "--model", str(assets / "tiny"), "--data", str(assets / "data/all.jsonl"),
-           "--out", str(out), *ARGS]
+           "--out", str(out), *ARGS, *extra]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=assets)
 
 
@@ -80,3 +80,12 @@ def test_two_processes_merge_into_the_single_process_file_and_resume(assets, tmp
     again = predict(load_policy(assets / "tiny", device="cpu"), assets / "data/all.jsonl", out, max_new_tokens=12,
                     batch_size=3, progress=False)
     assert again.written == 0 and again.skipped == len(ids)
+
+    # a merged file made with other settings is refused; --overwrite starts every part and it again
+    stale = json.loads(sidecar_path(out).read_text())
+    sidecar_path(out).write_text(json.dumps({**stale, "max_new_tokens": 5}))
+    refused = _launch(assets, out, 29533)
+    assert refused.returncode != 0 and "max_new_tokens: 5 -> 12" in refused.stderr
+    redone = _launch(assets, out, 29534, "--overwrite")
+    assert redone.returncode == 0, redone.stderr[-3000:]
+    assert out.read_text() == single.read_text() and json.loads(sidecar_path(out).read_text()) == stale

@@ -496,9 +496,10 @@ def predict(
         out, items = part_path(final, shard), shard.take(items)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        out.unlink(missing_ok=True)
-        sidecar_path(out).unlink(missing_ok=True)
+    if overwrite:  # this process's part (and, in parallel, the merged file: no part is complete yet)
+        for path in {out, final}:
+            path.unlink(missing_ok=True)
+            sidecar_path(path).unlink(missing_ok=True)
     segmenter = _built_segmenter(segmenter)
     settings = run_settings(policy, data, template=template, max_new_tokens=max_new_tokens, segmenter=segmenter)
     if shard.parallel:
