@@ -253,7 +253,8 @@ def test_lora_adapter_directory_loads_onto_its_base(family, tmp_path):
         got = loaded.model(input_ids=ids).logits
         before = base.model(input_ids=ids).logits
     assert torch.allclose(got, want, atol=1e-4) and not torch.allclose(got, before, atol=1e-3)
-    assert loaded.family == base.family == family["name"] and loaded.frame == base.frame
+    assert loaded.family == base.family == family["name"] and loaded.frame == base.frame  # the base's processor
+    assert not any("lora" in n for n, _ in loaded.model.named_parameters())  # merged, not wrapped
     assert not any("lora" in n for n, _ in loaded.model.named_parameters())
 
 
