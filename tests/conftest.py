@@ -20,3 +20,34 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def _run_cli(argv, capsys) -> tuple[int, str, str]:
+    """``medground ARGV`` in this process: ``(exit code, stdout, stderr)``."""
+    from medground.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    captured = capsys.readouterr()
+    return exc.value.code or 0, captured.out, captured.err
+
+
+@pytest.fixture
+def run():
+    """The CLI in this process: ``code, out, err = run(["data", "validate", F], capsys)``."""
+    return _run_cli
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory):
+    """The tiny evaluation example of ``examples/make_example.py`` (dataset, images, predictions)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "make_example.py"
+    spec = importlib.util.spec_from_file_location("make_example", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path_factory.mktemp("tiny")
+    mod.main(out)
+    return out

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from medground.cli import main
 from medground.data.dataset_dir import MANIFEST, read_dataset, write_dataset
 from medground.data.export import export, load_dataset_dir
 from medground.data.phantom import generate_phantom_dataset
@@ -25,13 +24,6 @@ def phantom(tmp_path_factory) -> Path:
     return out
 
 
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    captured = capsys.readouterr()
-    return exc.value.code or 0, captured.out, captured.err
-
-
 def _sample(sid: str, split: str | None = None) -> Sample:
     return Sample(id=sid, image="images/a.png", query="the heart", boxes=[[1, 2, 30, 40]], split=split)
 
@@ -45,7 +37,7 @@ def test_the_phantom_folder_counts_every_sample_once(phantom):
     assert compute_stats(phantom)["overall"]["samples"] == n
 
 
-def test_data_stats_and_export_read_each_sample_once_and_say_what_they_read(phantom, tmp_path, capsys):
+def test_data_stats_and_export_read_each_sample_once_and_say_what_they_read(phantom, tmp_path, capsys, run):
     import pyarrow.parquet as pq
 
     n = len(read_jsonl(phantom / "all.jsonl"))
@@ -92,7 +84,7 @@ def test_a_sample_id_met_twice_is_an_error_naming_both_places(tmp_path):
         read_dataset(tmp_path / "one.jsonl")
 
 
-def test_the_cli_names_a_duplicate_with_exit_2(tmp_path, capsys):
+def test_the_cli_names_a_duplicate_with_exit_2(tmp_path, capsys, run):
     write_jsonl([_sample("a", "train")], tmp_path / "train.jsonl")
     write_jsonl([_sample("a", "test")], tmp_path / "test.jsonl")
     code, _, err = run(["data", "stats", str(tmp_path)], capsys)

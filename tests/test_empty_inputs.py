@@ -6,36 +6,15 @@ says so (item 13)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-from medground.cli import main
 from medground.data.schema import read_jsonl
 from medground.data.validate import validate_file
 from medground.errors import MedgroundError
 from medground.evaluate import evaluate
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory) -> Path:
-    spec = importlib.util.spec_from_file_location("make_example", REPO / "examples" / "make_example.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    out = tmp_path_factory.mktemp("tiny")
-    mod.main(out)
-    return out
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    captured = capsys.readouterr()
-    return exc.value.code or 0, captured.out, captured.err
 
 
 def _renamed(example: Path, tmp_path: Path) -> Path:
@@ -46,7 +25,7 @@ def _renamed(example: Path, tmp_path: Path) -> Path:
     return out
 
 
-def test_an_empty_prediction_file_warns(example, tmp_path, capsys):
+def test_an_empty_prediction_file_warns(example, tmp_path, capsys, run):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     n = len(read_jsonl(example / "dataset.jsonl"))
@@ -58,7 +37,7 @@ def test_an_empty_prediction_file_warns(example, tmp_path, capsys):
     assert code == 0 and "warning: " in err and "holds no predictions" in err and "mIoU" in out
 
 
-def test_predictions_that_all_miss_the_dataset_are_an_error(example, tmp_path, capsys):
+def test_predictions_that_all_miss_the_dataset_are_an_error(example, tmp_path, capsys, run):
     other = _renamed(example, tmp_path)
     with pytest.raises(MedgroundError, match="none of the 5 prediction ids .* is in .*dataset.jsonl"):
         evaluate(other, data=example / "dataset.jsonl", bootstrap=0)
@@ -66,7 +45,7 @@ def test_predictions_that_all_miss_the_dataset_are_an_error(example, tmp_path, c
     assert code == 2 and err.count("\n") == 1 and "--allow-missing" in err and "wrong --data" in err
 
 
-def test_allow_missing_scores_them_with_a_warning(example, tmp_path, capsys):
+def test_allow_missing_scores_them_with_a_warning(example, tmp_path, capsys, run):
     other = _renamed(example, tmp_path)
     report = evaluate(other, data=example / "dataset.jsonl", bootstrap=0, allow_missing=True)
     assert report["n_missing"] == report["n"] == 5 and report["n_extra"] == 5 and report["miou"] == 0
@@ -88,7 +67,7 @@ def test_an_empty_dataset_warns(example, tmp_path):
     assert report["n"] == 0 and any("has no samples" in w for w in report["warnings"])
 
 
-def test_validate_says_an_empty_file_has_no_samples(tmp_path, capsys):
+def test_validate_says_an_empty_file_has_no_samples(tmp_path, capsys, run):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n")
     result = validate_file(empty)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -14,22 +13,6 @@ from medground.errors import MedgroundError
 from medground.evaluate import detect_format, evaluate, format_report, write_report
 from medground.evaluate.report import bootstrap_ci, build_report, summarize
 from medground.metrics import disc_dice
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _load_example_module():
-    spec = importlib.util.spec_from_file_location("make_example", REPO / "examples" / "make_example.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("tiny")
-    _load_example_module().main(out)
-    return out
 
 
 def _jsonl(path: Path, rows: list) -> Path:

@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from medground.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def example(tmp_path_factory) -> Path:
-    spec = importlib.util.spec_from_file_location("make_example", REPO / "examples" / "make_example.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    out = tmp_path_factory.mktemp("tiny")
-    mod.main(out)
-    return out
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    captured = capsys.readouterr()
-    return exc.value.code or 0, captured.out, captured.err
-
-
-def test_evaluate_prints_table_and_writes_json(example, tmp_path, capsys):
+def test_evaluate_prints_table_and_writes_json(example, tmp_path, capsys, run):
     out = tmp_path / "report.json"
     code, stdout, stderr = run(
         [
@@ -54,7 +31,7 @@ def test_evaluate_prints_table_and_writes_json(example, tmp_path, capsys):
     assert report["n_missing"] == 1 and report["n_unparseable"] == 1
 
 
-def test_evaluate_vlm_r1_log_options(tmp_path, capsys):
+def test_evaluate_vlm_r1_log_options(tmp_path, capsys, run):
     log = tmp_path / "log.json"
     items = [
         {
@@ -105,7 +82,7 @@ def test_evaluate_vlm_r1_log_options(tmp_path, capsys):
         ),
     ],
 )
-def test_malformed_file_exit_2_one_line_no_traceback(example, tmp_path, capsys, content, needle):
+def test_malformed_file_exit_2_one_line_no_traceback(example, tmp_path, capsys, run, content, needle):
     pred = tmp_path / "predictions.jsonl"
     pred.write_text(content)
     code, stdout, stderr = run(["evaluate", str(pred), "--data", str(example / "dataset.jsonl")], capsys)
@@ -115,7 +92,7 @@ def test_malformed_file_exit_2_one_line_no_traceback(example, tmp_path, capsys, 
     assert "Traceback" not in stderr + stdout
 
 
-def test_bad_option_values_exit_2(example, capsys):
+def test_bad_option_values_exit_2(example, capsys, run):
     code, _, stderr = run(
         ["evaluate", str(example / "predictions.jsonl"), "--data", str(example / "dataset.jsonl"), "--iou", "giou"],
         capsys,
@@ -138,7 +115,7 @@ def test_subprocess_entry_point(example, tmp_path):
     assert "bad.jsonl:1 [id=case-001]" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_image_size_option(tmp_path, capsys):
+def test_image_size_option(tmp_path, capsys, run):
     log = tmp_path / "log.json"
     items = [{"question": "q", "ground_truth": [0, 0, 640, 320], "extracted_answer": [0, 0, 644, 322], "correct": 1}]
     log.write_text(json.dumps({"accuracy": 100.0, "results": items}))

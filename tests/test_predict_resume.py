@@ -14,7 +14,6 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-from medground.cli import main  # noqa: E402
 from medground.data.phantom import generate_phantom_dataset  # noqa: E402
 from medground.data.schema import read_jsonl, write_jsonl  # noqa: E402
 from medground.errors import MedgroundError  # noqa: E402
@@ -40,13 +39,6 @@ def data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("data")
     generate_phantom_dataset(out, n=2, seed=4, size=64, progress=False)
     return out / "all.jsonl"
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    captured = capsys.readouterr()
-    return exc.value.code or 0, captured.out, captured.err
 
 
 @pytest.fixture
@@ -116,7 +108,7 @@ def test_a_file_without_its_sidecar_is_refused_and_overwrite_starts_over(policy,
     assert json.loads(sidecar_path(first_run).read_text())["max_new_tokens"] == 16
 
 
-def test_the_cli_refuses_before_loading_the_model(data, first_run, tiny_dir, capsys, monkeypatch):
+def test_the_cli_refuses_before_loading_the_model(data, first_run, tiny_dir, capsys, run, monkeypatch):
     import medground.models.policy as policy_mod
 
     def no_load(*a, **k):
@@ -129,7 +121,7 @@ def test_the_cli_refuses_before_loading_the_model(data, first_run, tiny_dir, cap
     assert "max_new_tokens: 8 -> 32" in err and "--overwrite" in err
 
 
-def test_predict_on_an_empty_dataset_warns(policy, tmp_path, capsys, tiny_dir):
+def test_predict_on_an_empty_dataset_warns(policy, tmp_path, capsys, run, tiny_dir):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
     summary = predict(policy, empty, tmp_path / "p.jsonl", progress=False)
@@ -163,7 +155,7 @@ def test_segment_refuses_another_prompt_segmenter_option_or_dataset(data, seg_ru
     assert len(again) == len(samples)  # the same settings resume
 
 
-def test_segment_never_writes_a_duplicate_id(data, tmp_path, capsys):
+def test_segment_never_writes_a_duplicate_id(data, tmp_path, capsys, run):
     samples = read_jsonl(data)
     with pytest.raises(MedgroundError, match=rf"\[id={samples[0].id}\]: duplicate sample id"):
         segment_samples([*samples, samples[0]], "watershed", out=tmp_path / "d.jsonl", progress=False)

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from medground.cli import main
 from medground.data.dataset_dir import read_dataset
 from medground.data.phantom import generate_phantom_dataset
 from medground.data.roots import confine, is_inside
@@ -25,13 +24,6 @@ def phantom(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("root") / "data"
     generate_phantom_dataset(out, n=3, seed=2, size=64, progress=False)
     return out
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    captured = capsys.readouterr()
-    return exc.value.code or 0, captured.out, captured.err
 
 
 def _escaping(phantom: Path, tmp_path: Path) -> dict[str, Path]:
@@ -106,7 +98,7 @@ def test_validate_with_a_root_reports_and_never_opens(phantom, tmp_path, monkeyp
     ["evaluate", "{tmp}/pred.jsonl", "--data", "{f}", "--root", "{root}"],
     ["predict", "--model", "{tmp}/no-model", "--data", "{f}", "--out", "{tmp}/p.jsonl", "--root", "{root}"],
 ])
-def test_every_command_with_a_root_refuses_the_symlink(phantom, tmp_path, capsys, command):
+def test_every_command_with_a_root_refuses_the_symlink(phantom, tmp_path, capsys, run, command):
     files = _escaping(phantom, tmp_path)
     (tmp_path / "pred.jsonl").write_text('{"id": "x", "boxes": [[1, 2, 3, 4]]}\n')
     argv = [a.format(f=files["symlink"], root=phantom, tmp=tmp_path) for a in command]
@@ -117,7 +109,7 @@ def test_every_command_with_a_root_refuses_the_symlink(phantom, tmp_path, capsys
         assert code == 2 and err.count("\n") == 1 and err.startswith("error: ")
 
 
-def test_samples_inside_the_root_still_work_end_to_end(phantom, tmp_path, capsys):
+def test_samples_inside_the_root_still_work_end_to_end(phantom, tmp_path, capsys, run):
     code, out, err = run(["segment", "--data", str(phantom / "test.jsonl"), "--out", str(tmp_path / "s.jsonl"),
                           "--root", str(phantom), "--quiet"], capsys)
     assert code == 0, err

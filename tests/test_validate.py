@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medground.cli import main
 from medground.data.masks import save_mask_png
 from medground.data.validate import validate_file
 
@@ -37,14 +36,7 @@ def write(folder: Path, rows) -> Path:
     return path
 
 
-def run(argv, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    out = capsys.readouterr()
-    return exc.value.code or 0, out.out, out.err
-
-
-def test_clean_file_exit_0(folder, capsys):
+def test_clean_file_exit_0(folder, capsys, run):
     path = write(
         folder,
         [
@@ -80,7 +72,7 @@ def test_clean_file_exit_0(folder, capsys):
         (sample(boxes=[[1, 2, 3]]), "a box needs 4 numbers"),
     ],
 )
-def test_each_problem_is_reported_with_line_and_id(folder, capsys, row, message):
+def test_each_problem_is_reported_with_line_and_id(folder, capsys, run, row, message):
     path = write(folder, [sample(id="first"), row])
     result = validate_file(path)
     lines = [p.format(path) for p in result.problems]
@@ -91,7 +83,7 @@ def test_each_problem_is_reported_with_line_and_id(folder, capsys, row, message)
     assert out.strip().splitlines()[-1].endswith("problem(s) in 1 of 2 sample line(s)")
 
 
-def test_an_image_of_unknown_format_is_a_problem_not_a_crash(folder, capsys):
+def test_an_image_of_unknown_format_is_a_problem_not_a_crash(folder, capsys, run):
     path = write(folder, [sample(id="a"), sample(id="t", image="notes.txt")])
     (problem,) = validate_file(path).problems
     assert (problem.line, problem.sample_id) == (2, "t")
@@ -122,24 +114,24 @@ def test_box_bounds_use_declared_size_when_image_is_missing(folder):
     assert any("outside the 10x10 image" in m for m in messages)
 
 
-def test_empty_file_is_a_problem(folder, capsys):
+def test_empty_file_is_a_problem(folder, capsys, run):
     path = write(folder, [])
     code, out, _ = run(["data", "validate", str(path)], capsys)
     assert code == 1 and "no samples" in out
 
 
-def test_missing_file_exit_2_without_traceback(tmp_path, capsys):
+def test_missing_file_exit_2_without_traceback(tmp_path, capsys, run):
     code, out, err = run(["data", "validate", str(tmp_path / "absent.jsonl")], capsys)
     assert code == 2 and "absent.jsonl: file not found" in err and "Traceback" not in out + err
 
 
-def test_quiet_prints_only_summary(folder, capsys):
+def test_quiet_prints_only_summary(folder, capsys, run):
     path = write(folder, [sample(boxes=[[60, 10, 70, 20]])])
     code, out, _ = run(["data", "validate", str(path), "--quiet"], capsys)
     assert code == 1 and len(out.strip().splitlines()) == 1
 
 
-def test_negatives_and_multi_target_samples_are_valid(folder, capsys):
+def test_negatives_and_multi_target_samples_are_valid(folder, capsys, run):
     path = write(folder, [
         sample(id="neg", query="left pneumothorax", boxes=[]),  # explicitly nothing to find
         sample(id="multi", query="bilateral effusions", boxes=[[1, 30, 20, 47], [40, 30, 63, 47]]),
