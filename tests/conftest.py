@@ -51,3 +51,19 @@ def example(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny")
     mod.main(out)
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    """A tiny Qwen2.5-VL checkpoint (seed 0), built once per test module."""
+    from medground.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("ckpt") / "tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_dir):
+    """``tiny_dir`` loaded on the CPU."""
+    from medground.models.policy import load_policy
+
+    return load_policy(tiny_dir, device="cpu")

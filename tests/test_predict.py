@@ -18,18 +18,7 @@ from medground.data.schema import read_jsonl  # noqa: E402
 from medground.errors import MedgroundError  # noqa: E402
 from medground.geometry import Frame  # noqa: E402
 from medground.models.policy import frame_for, load_policy  # noqa: E402
-from medground.models.tiny import build_tiny_model  # noqa: E402
 from medground.predict import PredictSummary, decode_answer, default_overlay_path, finished_ids, predict  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("ckpt") / "tiny", seed=0)
-
-
-@pytest.fixture(scope="module")
-def policy(tiny_dir):
-    return load_policy(tiny_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")

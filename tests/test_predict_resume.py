@@ -18,20 +18,9 @@ from medground.data.phantom import generate_phantom_dataset  # noqa: E402
 from medground.data.schema import read_jsonl, write_jsonl  # noqa: E402
 from medground.errors import MedgroundError  # noqa: E402
 from medground.models.policy import load_policy  # noqa: E402
-from medground.models.tiny import build_tiny_model  # noqa: E402
 from medground.predict import predict  # noqa: E402
 from medground.resume import sidecar_path  # noqa: E402
 from medground.segment import segment_samples  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("ckpt") / "tiny", seed=0)
-
-
-@pytest.fixture(scope="module")
-def policy(tiny_dir):
-    return load_policy(tiny_dir, device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -27,11 +27,6 @@ from medground.models.tiny import (  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("ckpt") / "tiny", seed=0)
-
-
-@pytest.fixture(scope="module")
 def loaded(tiny_dir):
     processor = AutoProcessor.from_pretrained(tiny_dir)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tiny_dir).eval()
