@@ -462,7 +462,7 @@ def sft_train_file(cfg: DemoConfig, data: Path) -> Path:
 
     tasks, kinds = set(cfg.sft_tasks or PHANTOM_TASKS), set(cfg.sft_kinds or TARGET_KINDS)
     kept = [copy for s in read_jsonl(data / "train.jsonl") if (s.meta or {}).get("task") in tasks and s.kind in kinds
-            for copy in [s] * cfg.sft_repeat.get(s.kind, 1)]
+            for copy in repeated(s, cfg.sft_repeat.get(s.kind, 1))]
     if not kept:
         raise MedgroundError(f"demo: no training sample has a query type in sft_tasks={cfg.sft_tasks} and a "
                              f"target kind in sft_kinds={cfg.sft_kinds}")
@@ -487,11 +487,17 @@ def grpo_run_config(cfg: DemoConfig, out: Path, model: Path, data: Path, encoder
     return load_config(GRPORunConfig, values=values)
 
 
+def repeated(sample, n: int) -> list:
+    """``sample`` and ``n - 1`` copies of it, the copies with ids ``<id>#2``, ``<id>#3``, … (a
+    training file's ids are unique: ``data validate`` rejects a repeated one)."""
+    return [sample] + [dataclasses.replace(sample, id=f"{sample.id}#{k}") for k in range(2, n + 1)]
+
+
 def repeated_file(src: Path, dst: Path, repeat: dict[str, int]) -> Path:
     """``src`` with every sample of target kind ``k`` written ``repeat[k]`` times (default once) to ``dst``."""
     from .data.schema import read_jsonl, write_jsonl
 
-    samples = [copy for s in read_jsonl(src) for copy in [s] * repeat.get(s.kind, 1)]
+    samples = [copy for s in read_jsonl(src) for copy in repeated(s, repeat.get(s.kind, 1))]
     write_jsonl(samples, dst)
     _log(f"grpo: {len(samples)} prompts ({', '.join(f'{k} x{n}' for k, n in sorted(repeat.items()))}) -> {dst}")
     return dst
