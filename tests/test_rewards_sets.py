@@ -149,9 +149,10 @@ HACKS = ("none", "whole image", "many boxes")
 def open_recipe() -> list[tuple[str, float, dict]]:
     """The GRPO rewards of configs/demo_open_cpu.yaml (the demo adds the semantic reward)."""
     from medground.demo import DEFAULT_RECIPE, load_demo_config
+    from medground.train.config import parse_rewards
 
     cfg = load_demo_config(DEFAULT_RECIPE.parent / "demo_open_cpu.yaml")
-    return [(r["name"], r.get("weight", 1.0), r.get("options") or {}) for r in cfg.grpo["rewards"]]
+    return [(r.name, r.weight, r.options) for r in parse_rewards(cfg.grpo["rewards"])]
 
 
 def batch_score(name: str, options: dict, who: str) -> float:
