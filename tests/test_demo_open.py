@@ -75,6 +75,12 @@ def test_data_generation_and_the_sft_subset_by_query_type_and_target_kind(tmp_pa
     prompts = read_jsonl(grpo.data.train)
     assert grpo.data.train.endswith("train_grpo.jsonl") and len(prompts) == len(train) + sum(s.is_negative for s in train)
     assert not validate_file(grpo.data.train).problems and len({s.id for s in prompts}) == len(prompts)
+    # the reasoning reward's reference: each GRPO row carries what the phantom says the image shows
+    assert grpo.data.reasoning == "{findings}" and "reasoning" in {r.name for r in grpo.rewards}
+    from medground.data.trl_dataset import grpo_dataset
+
+    rows = grpo_dataset(prompts[:6], cfg.template, "pixels", reasoning=grpo.data.reasoning)
+    assert rows["reasoning"] == [s.meta["findings"] for s in prompts[:6]]
     # a closed-set phantom.json has no open-set keys: it matches a closed-set recipe, not an open one
     closed = load_demo_config(None, ["--images", "12", "--size", "64"])
     make_data(closed, tmp_path / "closed", {})

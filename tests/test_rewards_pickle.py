@@ -75,6 +75,7 @@ def batch():
         height=[80] * n,
         solution=[[55, 20, 105, 60]] * n,
         id=[f"s{i}" for i in range(n)],
+        reasoning=["the region [55, 20, 105, 60]"] * (n - 1) + ["no such finding"],
     )
 
 
@@ -92,6 +93,7 @@ OPTIONS = {
     "set_f1": [{}, {"threshold": 0.3, "negatives": False, "max_boxes": "gt"}],
     "set_iou": [{}, {"variant": "vlm-r1", "max_area_frac": 0.5}],
     "negative": [{}, {"positives": False, "single_answer": True}],
+    "reasoning": [{}, {"column": "reasoning"}],
 }
 
 

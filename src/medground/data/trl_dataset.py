@@ -170,7 +170,7 @@ def _image_value(sample: Sample):
     return img, img.size
 
 
-def _row(sample: Sample, template, frame, *, completion: str | None = None) -> dict:
+def _row(sample: Sample, template, frame, *, completion: str | None = None, reasoning: str | None = None) -> dict:
     img, (iw, ih) = _image_value(sample)
     size = (sample.width or iw, sample.height or ih)
     if sample.width and (iw, ih) != (sample.width, sample.height):
@@ -191,12 +191,14 @@ def _row(sample: Sample, template, frame, *, completion: str | None = None) -> d
         "category": sample.category,
         "supercategory": sample.supercategory,
     }
+    if reasoning is not None:
+        row["reasoning"] = fill_think(reasoning, sample)
     if completion is not None:
         row["completion"] = [{"role": "assistant", "content": [{"type": "text", "text": completion}]}]
     return row
 
 
-def _features(with_completion: bool):
+def _features(with_completion: bool, with_reasoning: bool = False):
     import datasets
 
     msg = [{"role": datasets.Value("string"),
@@ -214,6 +216,8 @@ def _features(with_completion: bool):
         "category": datasets.Value("string"),
         "supercategory": datasets.Value("string"),
     }
+    if with_reasoning:
+        feats["reasoning"] = datasets.Value("string")
     if with_completion:
         feats["completion"] = msg
     return datasets.Features(feats)
@@ -225,7 +229,8 @@ def _as_samples(data) -> list[Sample]:
     return list(data)
 
 
-def _dataset(samples: list[Sample], template, frame, *, sft: bool, limit: int | None, think: str | None = None):
+def _dataset(samples: list[Sample], template, frame, *, sft: bool, limit: int | None, think: str | None = None,
+             reasoning: str | None = None):
     import datasets
 
     if limit is not None:
@@ -240,16 +245,18 @@ def _dataset(samples: list[Sample], template, frame, *, sft: bool, limit: int | 
         for s in usable:
             completion = (teacher_completion(template, s, frame, sample_size(s), ctx.get(s.id), think=think)
                           if sft else None)
-            yield _row(s, template, frame, completion=completion)
+            yield _row(s, template, frame, completion=completion, reasoning=reasoning)
 
     rows = list(gen())
-    return datasets.Dataset.from_list(rows, features=_features(sft))
+    return datasets.Dataset.from_list(rows, features=_features(sft, reasoning is not None))
 
 
-def grpo_dataset(data, template="r1", frame="qwen2.5-vl", *, limit: int | None = None):
+def grpo_dataset(data, template="r1", frame="qwen2.5-vl", *, limit: int | None = None, reasoning: str | None = None):
     """GRPO dataset from a JSONL path or a list of :class:`Sample` (negatives — ``boxes: []``
-    — included; lines without ``boxes`` are skipped: they cannot be scored)."""
-    return _dataset(_as_samples(data), template, frame, sft=False, limit=limit)
+    — included; lines without ``boxes`` are skipped: they cannot be scored).  ``reasoning``:
+    a ``{key}`` template (as ``think`` of :func:`sft_dataset`) filled from each sample's
+    meta into a ``reasoning`` column, the reference of the ``reasoning`` reward."""
+    return _dataset(_as_samples(data), template, frame, sft=False, limit=limit, reasoning=reasoning)
 
 
 def sft_dataset(data, template="r1", frame="qwen2.5-vl", *, limit: int | None = None, think: str | None = None):

@@ -111,6 +111,9 @@ class DataConfig:
     skip_invalid: bool = field(default=False, metadata={
         "help": "Leave out the samples medground data validate finds problems in, with a counted warning "
                 "(default: stop and list them)."})
+    reasoning: str | None = field(default=None, metadata={
+        "help": "GRPO: a reference reasoning per sample for the reasoning reward, a {key} template filled from "
+                "each sample's meta like sft.think (e.g. {findings}); null: none."})
 
     def __post_init__(self):
         from ..models.families import resolve_template

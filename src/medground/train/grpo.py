@@ -91,7 +91,8 @@ def build_grpo_trainer(cfg: GRPORunConfig):
     args = make_trl_config(GRPOConfig, cfg.train, **grpo_trl_options(cfg, [float(r.weight) for r in cfg.rewards]))
     model, processor, frame = load_training_policy(cfg)
     reward_funcs, weights = build_rewards(cfg.rewards, frame)
-    dataset = grpo_dataset(train_samples, template, frame, limit=cfg.data.max_train_samples)
+    dataset = grpo_dataset(train_samples, template, frame, limit=cfg.data.max_train_samples,
+                           reasoning=cfg.data.reasoning)
     try:
         with cpu_server_weight_sync(args, Path(cfg.train.output_dir) / "vllm-weights") as attach:
             trainer, evaluator = make_trainer(_trainer_class(), cfg, model, processor, frame, template, val_samples,
