@@ -75,3 +75,13 @@ def test_the_grpo_dataset_fills_the_reference_from_each_samples_meta(tmp_path):
     assert "reasoning" not in grpo_dataset(samples, "r1_open", "pixels").column_names  # off by default
     with pytest.raises(MedgroundError, match=r"id=p.*'lesion'"):
         grpo_dataset(samples, "r1_open", "pixels", reasoning="{lesion}")
+
+
+@pytest.mark.parametrize("think_text", [" " * 1_000_000, ("a " * 200_000) + "x", "," * 500_000, "and " * 200_000,
+                                        ("\t \n" * 300_000) + ";"])
+def test_hostile_reasonings_are_scored_quickly(think_text):
+    import time
+
+    start = time.perf_counter()
+    assert call([think(think_text)], ["right effusion"]) == [0.0]
+    assert time.perf_counter() - start < 2.0

@@ -33,14 +33,16 @@ from ..registry import Option
 from .base import Batch, Reward
 from .registry import register
 
-_SPLIT = re.compile(r"\s*(?:[,;]|\band\b)\s*")
+#: Item separators; no whitespace around them in the pattern (a ``\s*`` before a
+#: separator would rescan long runs of spaces from every start: quadratic on hostile text).
+_SPLIT = re.compile(r"[,;]|\band\b", re.IGNORECASE)
 
 
 def reasoning_items(text: str) -> list[str]:
     """The items a reasoning names: split at ``,`` / ``;`` / " and ", lower-cased, spacing
     collapsed, empty items dropped.
 
-    >>> reasoning_items("Right upper mass,  left lower mass and no effusion.")
+    >>> reasoning_items("Right upper mass,  left lower mass AND no effusion.")
     ['right upper mass', 'left lower mass', 'no effusion']
     """
     items = (" ".join(part.split()).strip(" .").lower() for part in _SPLIT.split(text))
