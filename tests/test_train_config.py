@@ -241,3 +241,16 @@ def test_loss_types_are_the_ones_trl_computes():
     help_ = {f.name: f for f in dataclasses.fields(GRPOConfig)}["loss_type"].metadata["help"]
     listed = re.search(r"Supported values are (.*?)\. ", help_).group(1)
     assert set(re.findall(r"'(\w+)'", listed)) == set(LOSS_TYPES)
+
+
+def test_the_reasoning_reward_without_its_reference_fails_when_the_config_loads(capsys):
+    from medground.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "grpo", "--rewards", "format,reasoning", "--print-config"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "rewards: the reasoning reward needs a reference: set data.reasoning" in err and "Traceback" not in err
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "grpo", "--rewards", "format,reasoning", "--data.reasoning", "{findings}", "--print-config"])
+    assert exc.value.code == 0 and "reasoning: '{findings}'" in capsys.readouterr().out

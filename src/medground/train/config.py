@@ -449,6 +449,10 @@ class GRPORunConfig(_RunConfig):
         super().__post_init__()
         if not self.rewards:
             raise ConfigError("rewards", "GRPO needs at least one reward")
+        if any(r.name == "reasoning" and r.options.get("column", "reasoning") == "reasoning" for r in self.rewards) \
+                and not self.data.reasoning:
+            raise ConfigError("rewards", "the reasoning reward needs a reference: set data.reasoning (a {key} template "
+                                         "filled from each sample's meta, e.g. \"{findings}\")")
 
 
 def require(cfg) -> None:
