@@ -449,8 +449,9 @@ class GRPORunConfig(_RunConfig):
         super().__post_init__()
         if not self.rewards:
             raise ConfigError("rewards", "GRPO needs at least one reward")
-        if any(r.name == "reasoning" and r.options.get("column", "reasoning") == "reasoning" for r in self.rewards) \
-                and not self.data.reasoning:
+        if any(r.name == "reasoning" for r in self.rewards) and not self.data.reasoning:
+            # the GRPO dataset has a reference column only when data.reasoning fills it, whatever
+            # column the reward is told to read: without it the reward is None on every sample
             raise ConfigError("rewards", "the reasoning reward needs a reference: set data.reasoning (a {key} template "
                                          "filled from each sample's meta, e.g. \"{findings}\")")
 
